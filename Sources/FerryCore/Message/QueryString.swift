@@ -1,0 +1,161 @@
+/// Escaping and parsing of the query strings used for status and meta on the wire.
+///
+/// Bytes `A-Z a-z 0-9 * - . _` are kept; every other byte becomes `%XX` (upper-case hex).
+/// When decoding, `+` also means a space.
+enum QueryString {
+    enum DecodingError: Error, Equatable {
+        case invalidStatusCode
+    }
+
+    private static let hexDigits: [UInt8] = Array("0123456789ABCDEF".utf8)
+
+    @inline(__always)
+    private static func isUnreserved(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
+            UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "*"), UInt8(ascii: "-"),
+            UInt8(ascii: "."), UInt8(ascii: "_"):
+            true
+        default:
+            false
+        }
+    }
+
+    static func escape(_ text: String, into output: inout [UInt8]) {
+        for byte in text.utf8 {
+            if isUnreserved(byte) {
+                output.append(byte)
+            } else {
+                output.append(UInt8(ascii: "%"))
+                output.append(hexDigits[Int(byte >> 4)])
+                output.append(hexDigits[Int(byte & 0x0F)])
+            }
+        }
+    }
+
+    static func escape(_ text: String) -> String {
+        var output: [UInt8] = []
+        output.reserveCapacity(text.utf8.count)
+        escape(text, into: &output)
+        return String(decoding: output, as: UTF8.self)
+    }
+
+    private static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
+        default: nil
+        }
+    }
+
+    static func unescape<Bytes: Collection>(_ bytes: Bytes) -> String
+    where Bytes.Element == UInt8, Bytes.Index == Int {
+        var output: [UInt8] = []
+        output.reserveCapacity(bytes.count)
+        var index = bytes.startIndex
+        while index < bytes.endIndex {
+            let byte = bytes[index]
+            switch byte {
+            case UInt8(ascii: "+"):
+                output.append(UInt8(ascii: " "))
+                index += 1
+            case UInt8(ascii: "%"):
+                // A malformed escape is kept as it is, as erpc's own decoder does.
+                if bytes.endIndex - index >= 3, let high = hexValue(bytes[index + 1]),
+                    let low = hexValue(bytes[index + 2])
+                {
+                    output.append(high << 4 | low)
+                    index += 3
+                } else {
+                    output.append(byte)
+                    index += 1
+                }
+            default:
+                output.append(byte)
+                index += 1
+            }
+        }
+        return String(decoding: output, as: UTF8.self)
+    }
+
+    /// Splits `a=1&b=2` into unescaped pairs, in order. Empty segments are skipped.
+    static func parse<Bytes: Collection>(_ bytes: Bytes) throws -> [(String, String)]
+    where Bytes.Element == UInt8, Bytes.Index == Int, Bytes.SubSequence: Collection {
+        var pairs: [(String, String)] = []
+        var start = bytes.startIndex
+        while start < bytes.endIndex {
+            var end = start
+            while end < bytes.endIndex && bytes[end] != UInt8(ascii: "&") { end += 1 }
+            if end > start {
+                var equals = start
+                while equals < end && bytes[equals] != UInt8(ascii: "=") { equals += 1 }
+                let key = unescape(Array(bytes[start..<equals]))
+                let value =
+                    equals < end ? unescape(Array(bytes[(equals + 1)..<end])) : ""
+                pairs.append((key, value))
+            }
+            start = end + 1
+        }
+        return pairs
+    }
+
+    // MARK: Meta
+
+    static func encode(_ meta: FerryMeta) -> [UInt8] {
+        var output: [UInt8] = []
+        var first = true
+        for (key, value) in meta {
+            if !first { output.append(UInt8(ascii: "&")) }
+            first = false
+            escape(key, into: &output)
+            if !value.isEmpty {
+                output.append(UInt8(ascii: "="))
+                escape(value, into: &output)
+            }
+        }
+        return output
+    }
+
+    static func decodeMeta<Bytes: Collection>(_ bytes: Bytes) throws -> FerryMeta
+    where Bytes.Element == UInt8, Bytes.Index == Int, Bytes.SubSequence: Collection {
+        var meta = FerryMeta()
+        for (key, value) in try parse(bytes) { meta.add(key, value) }
+        return meta
+    }
+
+    // MARK: Status
+
+    static let okStatus: [UInt8] = Array("code=0".utf8)
+
+    /// `code=0` for OK; otherwise `code=N[&msg=…]&cause=…`, as erpc writes its statuses (the
+    /// message only when it is not empty, the cause always).
+    static func encode(_ status: FerryStatus) -> [UInt8] {
+        if status.isOK && status.message.isEmpty && status.cause.isEmpty { return okStatus }
+        var output = Array("code=\(status.code.rawValue)".utf8)
+        if !status.message.isEmpty {
+            output.append(contentsOf: "&msg=".utf8)
+            escape(status.message, into: &output)
+        }
+        output.append(contentsOf: "&cause=".utf8)
+        escape(status.cause, into: &output)
+        return output
+    }
+
+    static func decodeStatus<Bytes: Collection>(_ bytes: Bytes) throws -> FerryStatus
+    where Bytes.Element == UInt8, Bytes.Index == Int, Bytes.SubSequence: Collection {
+        if bytes.isEmpty || bytes.elementsEqual(okStatus) { return .ok }
+        var status = FerryStatus.ok
+        for (key, value) in try parse(bytes) {
+            switch key {
+            case "code":
+                guard let code = Int32(value) else { throw DecodingError.invalidStatusCode }
+                status.code = FerryStatus.Code(code)
+            case "msg": status.message = value
+            case "cause": status.cause = value
+            default: continue
+            }
+        }
+        return status
+    }
+}

@@ -1,0 +1,45 @@
+import NIOCore
+
+/// Turns inbound bytes into ``FerryMessage``s with a ``FerryProto``. Wrap it in a
+/// `ByteToMessageHandler` at the front of a pipeline.
+public struct FerryMessageDecoder: ByteToMessageDecoder {
+    /// Decoded messages.
+    public typealias InboundOut = FerryMessage
+
+    private let proto: any FerryProto
+
+    /// Creates a decoder for `proto`.
+    public init(proto: any FerryProto) { self.proto = proto }
+
+    public mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+        guard let message = try proto.decodeMessage(from: &buffer) else { return .needMoreData }
+        context.fireChannelRead(Self.wrapInboundOut(message))
+        return .continue
+    }
+
+    public mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
+        while try decode(context: context, buffer: &buffer) == .continue {}
+        if seenEOF && buffer.readableBytes > 0 {
+            let buffered = buffer.readableBytes
+            buffer.moveReaderIndex(forwardBy: buffered)
+            throw FerryProtocolError.incompleteFrameAtClose(bufferedBytes: buffered)
+        }
+        return .needMoreData
+    }
+}
+
+/// Turns outbound ``FerryMessage``s into bytes with a ``FerryProto``. Wrap it in a
+/// `MessageToByteHandler`.
+public struct FerryMessageEncoder: MessageToByteEncoder {
+    /// Messages to encode.
+    public typealias OutboundIn = FerryMessage
+
+    private let proto: any FerryProto
+
+    /// Creates an encoder for `proto`.
+    public init(proto: any FerryProto) { self.proto = proto }
+
+    public func encode(data: FerryMessage, out: inout ByteBuffer) throws {
+        try proto.encodeMessage(data, into: &out)
+    }
+}

@@ -1,0 +1,184 @@
+import Synchronization
+
+/// A registered route, as listed by ``FerryRouter/routes``.
+public struct FerryRoute: Hashable, Sendable, CustomStringConvertible {
+    /// Whether a route answers CALLs or receives PUSHes.
+    public enum Kind: String, Hashable, Sendable {
+        /// A CALL route: request and reply.
+        case call
+        /// A PUSH route: one-way.
+        case push
+    }
+
+    /// The kind of route.
+    public var kind: Kind
+    /// The service method, e.g. `/math/add`.
+    public var path: String
+
+    public var description: String { "\(kind.rawValue.uppercased()) \(path)" }
+}
+
+/// Registers routes: implemented by ``FerryRouter`` and ``FerryRouteGroup``. The typed
+/// `call` and `push` registration methods come from this protocol's extension.
+public protocol FerryRouteRegistrar: Sendable {
+    /// Registers `handler` for `path` (relative to this registrar's prefix).
+    func addRoute(_ kind: FerryRoute.Kind, _ path: String, handler: @escaping FerryHandler)
+    /// A group of routes under `prefix` with extra middleware.
+    func group(_ prefix: String, middleware: [any FerryMiddleware]) -> FerryRouteGroup
+}
+
+/// Maps service methods to CALL and PUSH handlers.
+///
+/// ```swift
+/// peer.router.call("/math/add") { (args: Add, ctx) in args.a + args.b }
+/// peer.router.push("/chat/say") { (text: String, ctx) in ctx.logger.info("\(text)") }
+/// let admin = peer.router.group("/admin", middleware: [RequireToken()])
+/// admin.call("/stats") { (_: Void, ctx) in stats() }
+/// ```
+///
+/// Middleware added with ``use(_:)`` applies to routes registered after it, and to the
+/// catch-all handlers.
+public final class FerryRouter: FerryRouteRegistrar {
+    private struct State {
+        var calls: [String: FerryHandler] = [:]
+        var pushes: [String: FerryHandler] = [:]
+        var unknownCall: FerryHandler?
+        var unknownPush: FerryHandler?
+        var middleware: [any FerryMiddleware] = []
+    }
+    private let state = Mutex(State())
+
+    /// Creates an empty router.
+    public init() {}
+
+    /// Adds middleware that wraps every route registered from now on.
+    public func use(_ middleware: any FerryMiddleware) {
+        state.withLock { $0.middleware.append(middleware) }
+    }
+
+    public func addRoute(_ kind: FerryRoute.Kind, _ path: String, handler: @escaping FerryHandler) {
+        let path = FerryRouteGroup.join("", path)
+        state.withLock { state in
+            let wrapped = state.middleware.wrap(handler)
+            switch kind {
+            case .call: state.calls[path] = wrapped
+            case .push: state.pushes[path] = wrapped
+            }
+        }
+    }
+
+    public func group(_ prefix: String, middleware: [any FerryMiddleware] = []) -> FerryRouteGroup {
+        FerryRouteGroup(router: self, prefix: FerryRouteGroup.join("", prefix), middleware: middleware)
+    }
+
+    /// Handles every CALL whose route is not registered (the basis of proxying). The handler
+    /// receives the raw body.
+    public func unknownCall(_ handler: @escaping FerryHandler) {
+        state.withLock { $0.unknownCall = $0.middleware.wrap(handler) }
+    }
+
+    /// Handles every PUSH whose route is not registered. The handler receives the raw body.
+    public func unknownPush(_ handler: @escaping @Sendable (FerryMessage, FerryContext) async throws -> Void) {
+        state.withLock {
+            $0.unknownPush = $0.middleware.wrap { message, context in
+                try await handler(message, context)
+                return FerryResponse()
+            }
+        }
+    }
+
+    /// Every registered route, sorted by path.
+    public var routes: [FerryRoute] {
+        state.withLock { state in
+            (state.calls.keys.map { FerryRoute(kind: .call, path: $0) }
+                + state.pushes.keys.map { FerryRoute(kind: .push, path: $0) })
+                .sorted { ($0.path, $0.kind.rawValue) < ($1.path, $1.kind.rawValue) }
+        }
+    }
+
+    /// The handler for an inbound message: the route's own, else the catch-all, else nil.
+    package func handler(for kind: FerryRoute.Kind, path: String) -> FerryHandler? {
+        state.withLock { state in
+            switch kind {
+            case .call: state.calls[path] ?? state.unknownCall
+            case .push: state.pushes[path] ?? state.unknownPush
+            }
+        }
+    }
+}
+
+/// Routes under a common prefix, sharing middleware. Create one with ``FerryRouter/group(_:middleware:)``.
+public struct FerryRouteGroup: FerryRouteRegistrar {
+    private let router: FerryRouter
+    private let prefix: String
+    private let middleware: [any FerryMiddleware]
+
+    init(router: FerryRouter, prefix: String, middleware: [any FerryMiddleware]) {
+        self.router = router
+        self.prefix = prefix
+        self.middleware = middleware
+    }
+
+    public func addRoute(_ kind: FerryRoute.Kind, _ path: String, handler: @escaping FerryHandler) {
+        router.addRoute(kind, Self.join(prefix, path), handler: middleware.wrap(handler))
+    }
+
+    public func group(_ prefix: String, middleware: [any FerryMiddleware] = []) -> FerryRouteGroup {
+        FerryRouteGroup(router: router, prefix: Self.join(self.prefix, prefix), middleware: self.middleware + middleware)
+    }
+
+    /// Joins path segments with exactly one `/` between them and a leading `/`.
+    static func join(_ prefix: String, _ path: String) -> String {
+        let parts = (prefix + "/" + path).split(separator: "/", omittingEmptySubsequences: true)
+        return "/" + parts.joined(separator: "/")
+    }
+}
+
+extension FerryRouteRegistrar {
+    /// Registers a typed CALL handler. The request body is decoded as `Args` with the request's
+    /// codec (a failure answers 400); the returned value is encoded with the reply codec.
+    /// `ByteBuffer` arguments and replies pass through raw; `Void` means an empty body.
+    public func call<Args, Reply>(
+        _ path: String, _ handler: @escaping @Sendable (Args, FerryContext) async throws -> Reply
+    ) {
+        addRoute(.call, path) { message, context in
+            let args = try decodeArguments(Args.self, from: message, context: context)
+            let reply = try await handler(args, context)
+            return try encodeResponse(reply, context: context)
+        }
+    }
+
+    /// Registers a typed PUSH handler. A body that does not decode as `Args` is dropped and logged.
+    public func push<Args>(_ path: String, _ handler: @escaping @Sendable (Args, FerryContext) async throws -> Void) {
+        addRoute(.push, path) { message, context in
+            let args = try decodeArguments(Args.self, from: message, context: context)
+            try await handler(args, context)
+            return FerryResponse()
+        }
+    }
+
+    /// A group with no extra middleware.
+    public func group(_ prefix: String) -> FerryRouteGroup { group(prefix, middleware: []) }
+}
+
+private func decodeArguments<Args>(_ type: Args.Type, from message: FerryMessage, context: FerryContext) throws -> Args {
+    if Args.self == Void.self { return () as! Args }
+    do {
+        return try context.session.codecs.decode(type, from: message.body, codec: message.bodyCodec)
+    } catch {
+        throw FerryStatus.badMessage("\(error)")
+    }
+}
+
+private func encodeResponse<Reply>(_ reply: Reply, context: FerryContext) throws -> FerryResponse {
+    let codec = context.resolvedReplyCodec
+    if Reply.self == Void.self {
+        return FerryResponse(meta: context.replyMeta, bodyCodec: codec)
+    }
+    do {
+        let body = try context.session.codecs.encode(reply, codec: codec)
+        return FerryResponse(meta: context.replyMeta, bodyCodec: codec, body: body)
+    } catch {
+        throw FerryStatus(.internalServerError, "Internal Server Error", cause: "cannot encode the reply: \(error)")
+    }
+}

@@ -1,0 +1,39 @@
+import NIOCore
+
+/// A reply received for a CALL, with the time the call took.
+public struct FerryReply: Sendable {
+    /// The reply message: status, meta, body codec and body.
+    public var message: FerryMessage
+    /// The time from writing the call to receiving this reply.
+    public var cost: Duration
+    /// The codecs used by ``decode(_:)``.
+    public var codecs: FerryCodecRegistry
+
+    /// Creates a reply.
+    public init(message: FerryMessage, cost: Duration, codecs: FerryCodecRegistry) {
+        self.message = message
+        self.cost = cost
+        self.codecs = codecs
+    }
+
+    /// The reply status.
+    public var status: FerryStatus { message.status }
+    /// The reply metadata.
+    public var meta: FerryMeta { message.meta }
+    /// The reply body codec.
+    public var bodyCodec: FerryCodecID { message.bodyCodec }
+    /// The reply body bytes.
+    public var body: ByteBuffer { message.body }
+
+    /// Decodes the body as `Value` after checking the status: a non-OK status is thrown.
+    /// `Void` yields nothing and `ByteBuffer` yields the raw body.
+    public func decode<Value>(_ type: Value.Type = Value.self) throws -> Value {
+        guard message.status.isOK else { throw message.status }
+        if Value.self == Void.self { return () as! Value }
+        do {
+            return try codecs.decode(type, from: message.body, codec: message.bodyCodec)
+        } catch {
+            throw FerryStatus(.badMessage, "Bad Message", cause: "reply body: \(error)")
+        }
+    }
+}

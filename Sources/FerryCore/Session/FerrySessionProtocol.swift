@@ -1,0 +1,72 @@
+import NIOCore
+
+/// What code on either side of a connection can do with it: identify it, CALL and PUSH the
+/// remote peer, close it. `FerrySession` in the `Ferry` module is the implementation.
+public protocol FerrySessionProtocol: AnyObject, Sendable {
+    /// The session ID: the remote address until ``setID(_:)`` changes it.
+    var id: String { get }
+    /// The remote address, e.g. `127.0.0.1:52100` or `unix:/tmp/app.sock`.
+    var remoteAddress: String { get }
+    /// The codecs used to encode and decode typed bodies.
+    var codecs: FerryCodecRegistry { get }
+    /// The codec used when a call names none.
+    var defaultCodec: FerryCodecID { get }
+
+    /// Changes the session ID. An older session with the same ID is closed (single login).
+    func setID(_ newID: String)
+
+    /// Sends a CALL with an encoded body and waits for the reply, the deadline or cancellation.
+    ///
+    /// A reply with any status is returned; failures on this side (timeout, cancellation,
+    /// connection closed, write failed) are thrown as ``FerryStatus``.
+    func call(_ serviceMethod: String, body: ByteBuffer, codec: FerryCodecID, options: FerryCallOptions) async throws -> FerryReply
+
+    /// Sends a PUSH with an encoded body; returns once it is written.
+    func push(_ serviceMethod: String, body: ByteBuffer, codec: FerryCodecID, options: FerryCallOptions) async throws
+
+    /// Closes the connection; pending calls fail with status 102.
+    func close() async
+}
+
+extension FerrySessionProtocol {
+    /// Calls `serviceMethod` with `args` and decodes the reply as `Reply`.
+    ///
+    /// Any non-OK reply status, and any local failure, is thrown as ``FerryStatus``.
+    /// A `ByteBuffer` argument is sent as is with the options' codec id.
+    ///
+    /// ```swift
+    /// let sum: Int = try await session.call("/math/add", Add(a: 1, b: 2))
+    /// ```
+    public func call<Args, Reply>(
+        _ serviceMethod: String, _ args: Args, as type: Reply.Type = Reply.self,
+        options: FerryCallOptions = FerryCallOptions()
+    ) async throws -> Reply {
+        try await callForReply(serviceMethod, args, options: options).decode(type)
+    }
+
+    /// Calls `serviceMethod` with `args` and returns the whole reply (status, meta, body, cost)
+    /// without throwing for a non-OK status.
+    public func callForReply<Args>(
+        _ serviceMethod: String, _ args: Args, options: FerryCallOptions = FerryCallOptions()
+    ) async throws -> FerryReply {
+        let codec = options.codec ?? defaultCodec
+        let body = try encodeBody(args, codec: codec)
+        return try await call(serviceMethod, body: body, codec: codec, options: options)
+    }
+
+    /// Pushes `args` to `serviceMethod`; returns once the message is written.
+    public func push<Args>(_ serviceMethod: String, _ args: Args, options: FerryCallOptions = FerryCallOptions()) async throws {
+        let codec = options.codec ?? defaultCodec
+        let body = try encodeBody(args, codec: codec)
+        try await push(serviceMethod, body: body, codec: codec, options: options)
+    }
+
+    private func encodeBody<Args>(_ args: Args, codec: FerryCodecID) throws -> ByteBuffer {
+        if Args.self == Void.self { return ByteBuffer() }
+        do {
+            return try codecs.encode(args, codec: codec)
+        } catch {
+            throw FerryStatus(.badMessage, "Bad Message", cause: "cannot encode the body: \(error)")
+        }
+    }
+}
