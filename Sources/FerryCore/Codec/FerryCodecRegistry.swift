@@ -18,7 +18,7 @@ public struct FerryCodecRegistry: Sendable {
         registry.register(FerryJSONCodec())
         registry.register(FerryProtobufCodec())
         registry.register(FerryPlainCodec())
-        // FORMPENDING registry.register(FerryFormCodec())
+        registry.register(FerryFormCodec())
         return registry
     }
 

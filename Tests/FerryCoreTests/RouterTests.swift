@@ -1,0 +1,169 @@
+import Logging
+import NIOCore
+import Synchronization
+import Testing
+
+@testable import FerryCore
+
+/// A session that only records what handlers send back through it.
+final class RecordingSession: FerrySessionProtocol {
+    let remoteAddress = "127.0.0.1:1"
+    let codecs = FerryCodecRegistry.standard
+    let defaultCodec = FerryCodecID.json
+    private let storedID = Mutex("127.0.0.1:1")
+    var id: String { storedID.withLock { $0 } }
+    func setID(_ newID: String) { storedID.withLock { $0 = newID } }
+    func call(_ serviceMethod: String, body: ByteBuffer, codec: FerryCodecID, options: FerryCallOptions) async throws -> FerryReply {
+        throw FerryStatus(.connectionClosed, "not connected")
+    }
+    func push(_ serviceMethod: String, body: ByteBuffer, codec: FerryCodecID, options: FerryCallOptions) async throws {}
+    func close() async {}
+}
+
+private struct Add: Codable, Sendable {
+    var a: Int
+    var b: Int
+}
+
+/// Records the order middleware layers run in.
+private struct Tracing: FerryMiddleware {
+    let name: String
+    let trail: Trail
+    func handle(_ message: FerryMessage, context: FerryContext, next: FerryHandler) async throws -> FerryResponse {
+        trail.append("\(name)>")
+        var response = try await next(message, context)
+        trail.append("<\(name)")
+        response.meta.add("via", name)
+        return response
+    }
+}
+
+final class Trail: Sendable {
+    private let steps = Mutex<[String]>([])
+    func append(_ step: String) { steps.withLock { $0.append(step) } }
+    var all: [String] { steps.withLock { $0 } }
+}
+
+@Suite("Router")
+struct RouterTests {
+    let session = RecordingSession()
+
+    private func call(_ router: FerryRouter, _ route: String, body: String, codec: FerryCodecID = .json, meta: FerryMeta = [:]) async -> FerryMessage {
+        let message = FerryMessage(type: .call, seq: 7, serviceMethod: route, meta: meta, bodyCodec: codec, body: ByteBuffer(string: body), filters: [.gzip])
+        let context = FerryContext(session: session, message: message, logger: Logger(label: "test"))
+        return await router.reply(to: message, context: context, exposeErrorDetails: false)
+    }
+
+    @Test("a typed call decodes its arguments and encodes its reply in the request codec")
+    func typedCall() async {
+        let router = FerryRouter()
+        router.call("/math/add") { (args: Add, _) in args.a + args.b }
+        let reply = await call(router, "/math/add", body: #"{"a":1,"b":2}"#)
+        #expect(reply.type == .reply && reply.seq == 7 && reply.serviceMethod.isEmpty)
+        #expect(reply.filters == [.gzip])
+        #expect(reply.status == .ok && reply.bodyCodec == .json && String(buffer: reply.body) == "3")
+    }
+
+    @Test("reply codec: the handler's choice, then X-Accept-Body-Codec, then the request codec")
+    func replyCodecPriority() async {
+        let router = FerryRouter()
+        router.call("/plain") { (text: String, _) in text }
+        router.call("/chosen") { (text: String, context) in
+            context.replyCodec = .plain
+            return text
+        }
+        let accepted = await call(router, "/plain", body: "\"hi\"", meta: [FerryCallOptions.acceptCodecMetaKey: "115"])
+        #expect(accepted.bodyCodec == .plain && String(buffer: accepted.body) == "hi")
+        let chosen = await call(router, "/chosen", body: "\"hi\"", meta: [FerryCallOptions.acceptCodecMetaKey: "106"])
+        #expect(chosen.bodyCodec == .plain && String(buffer: chosen.body) == "hi")
+        let unknownAccept = await call(router, "/plain", body: "\"hi\"", meta: [FerryCallOptions.acceptCodecMetaKey: "250"])
+        #expect(unknownAccept.bodyCodec == .json && String(buffer: unknownAccept.body) == "\"hi\"")
+    }
+
+    @Test("framework statuses: 404 unknown route, 400 empty route or bad body, 500 without leaking, user statuses as thrown")
+    func statuses() async {
+        struct Secret: Error {}
+        let router = FerryRouter()
+        router.call("/add") { (args: Add, _) in args.a + args.b }
+        router.call("/boom") { (_: Void, _) -> Int in throw Secret() }
+        router.call("/deny") { (_: Void, _) -> Int in throw FerryStatus(code: 1403, message: "no", cause: "why") }
+        #expect(await call(router, "/nope", body: "").status.code == .notFound)
+        #expect(await call(router, "", body: "").status.code == .badMessage)
+        #expect(await call(router, "/add", body: "{").status.code == .badMessage)
+        #expect(await call(router, "/add", body: "{}", codec: FerryCodecID("z")).status.code == .badMessage)
+        let boom = await call(router, "/boom", body: "")
+        #expect(boom.status.code == .internalServerError && boom.status.cause.isEmpty)
+        #expect(boom.body.readableBytes == 0 && boom.bodyCodec == .none)
+        #expect(await call(router, "/deny", body: "").status == FerryStatus(code: 1403, message: "no", cause: "why"))
+    }
+
+    @Test("groups join prefixes and run middleware as an onion, router middleware outer-most")
+    func groupsAndMiddleware() async {
+        let trail = Trail()
+        let router = FerryRouter()
+        router.use(Tracing(name: "router", trail: trail))
+        let api = router.group("/api/", middleware: [Tracing(name: "api", trail: trail)])
+        let v1 = api.group("v1", middleware: [Tracing(name: "v1", trail: trail)])
+        v1.call("/echo") { (text: String, _) in
+            trail.append("handler")
+            return text
+        }
+        let reply = await call(router, "/api/v1/echo", body: "\"x\"")
+        #expect(reply.status == .ok)
+        #expect(trail.all == ["router>", "api>", "v1>", "handler", "<v1", "<api", "<router"])
+        #expect(reply.meta.values(for: "via") == ["v1", "api", "router"])
+        #expect(router.routes == [FerryRoute(kind: .call, path: "/api/v1/echo")])
+    }
+
+    @Test("middleware can answer without calling the handler")
+    func shortCircuit() async {
+        let router = FerryRouter()
+        router.use(FerryMiddlewareFunction { message, context, next in
+            guard message.meta["token"] == "secret" else { throw FerryStatus(.unauthorized, "Unauthorized") }
+            return try await next(message, context)
+        })
+        router.call("/private") { (_: Void, _) in "data" }
+        #expect(await call(router, "/private", body: "").status.code == .unauthorized)
+        #expect(await call(router, "/private", body: "", meta: ["token": "secret"]).status == .ok)
+    }
+
+    @Test("catch-all handlers receive unknown calls and pushes with the raw body")
+    func catchAll() async {
+        let router = FerryRouter()
+        let pushed = Trail()
+        router.unknownCall { message, _ in
+            FerryResponse(bodyCodec: message.bodyCodec, body: ByteBuffer(string: "proxied \(message.serviceMethod) \(String(buffer: message.body))"))
+        }
+        router.unknownPush { message, _ in pushed.append(message.serviceMethod) }
+        let reply = await call(router, "/any/thing", body: "raw")
+        #expect(String(buffer: reply.body) == "proxied /any/thing raw")
+        let push = FerryMessage(type: .push, seq: 1, serviceMethod: "/some/push", bodyCodec: .plain)
+        let status = await router.receivePush(push, context: FerryContext(session: session, message: push, logger: Logger(label: "test")))
+        #expect(status == .ok && pushed.all == ["/some/push"])
+    }
+
+    @Test("typed pushes decode their body; routes are listed sorted with their kind")
+    func pushesAndListing() async {
+        let router = FerryRouter()
+        let got = Trail()
+        router.push("/chat/say") { (text: String, _) in got.append(text) }
+        router.call("/a") { (_: Void, _) in 1 }
+        let push = FerryMessage(type: .push, seq: 1, serviceMethod: "/chat/say", bodyCodec: .plain, body: ByteBuffer(string: "hi"))
+        #expect(await router.receivePush(push, context: FerryContext(session: session, message: push, logger: Logger(label: "t"))) == .ok)
+        #expect(got.all == ["hi"])
+        let unknown = FerryMessage(type: .push, seq: 2, serviceMethod: "/nope", bodyCodec: .plain)
+        #expect(await router.receivePush(unknown, context: FerryContext(session: session, message: unknown, logger: Logger(label: "t"))).code == .notFound)
+        #expect(router.routes.map(\.description) == ["CALL /a", "PUSH /chat/say"])
+    }
+
+    @Test("meta keeps order and repeated keys")
+    func meta() {
+        var meta: FerryMeta = ["a": "1", "b": "2"]
+        meta.add("a", "3")
+        #expect(meta["a"] == "1" && meta.values(for: "a") == ["1", "3"])
+        meta.set("a", "9")
+        #expect(meta.map(\.key) == ["a", "b"] && meta["a"] == "9")
+        meta["b"] = nil
+        #expect(meta.count == 1)
+    }
+}

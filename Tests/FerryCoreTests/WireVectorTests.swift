@@ -1,0 +1,132 @@
+import NIOCore
+import Testing
+
+@testable import FerryCore
+
+/// The normative vectors of the wire specification.
+enum WireVectors {
+    static func bytes(_ hex: String) -> [UInt8] {
+        hex.split(whereSeparator: \.isWhitespace).map { UInt8($0, radix: 16)! }
+    }
+
+    static let call = bytes("""
+        00 00 00 3a 00 01 31 01 09 2f 6d 61 74 68 2f 61 64 64 00 06 63 6f 64 65 3d 30
+        00 12 61 75 74 68 6f 72 3d 68 65 6e 72 79 6c 65 65 32 63 6e 6a 5b 31 2c 32 2c
+        33 2c 34 2c 35 5d
+        """)
+    static let reply = bytes("00 00 00 16 00 01 31 02 00 00 06 63 6f 64 65 3d 30 00 00 6a 31 35")
+    static let notFound = bytes("""
+        00 00 00 2d 00 01 32 02 00 00 1f 63 6f 64 65 3d 34 30 34 26 6d 73 67 3d 4e 6f
+        74 25 32 30 46 6f 75 6e 64 26 63 61 75 73 65 3d 00 00 00
+        """)
+    static let push = bytes("""
+        00 00 00 2e 00 01 33 03 0a 2f 6e 6f 74 65 2f 70 75 73 68 00 06 63 6f 64 65 3d 30
+        00 03 6b 3d 76 6a 7b 22 6e 6f 74 65 22 3a 22 68 69 22 7d
+        """)
+    static let gzipCall = bytes("""
+        00 00 00 53 01 67 1f 8b 08 00 00 00 00 00 00 ff 62 34 64 e4 d4 cf 4d 2c c9 d0 4f
+        4c 49 61 60 4b ce 4f 49 b5 35 60 10 4a 2c 2d c9 c8 2f b2 cd 48 cd 2b aa cc 49 4d
+        35 4a ce cb 8a 36 d4 31 d2 31 d6 31 d1 31 8d 05 04 00 00 ff ff 2c a6 8c 6d 35 00
+        00 00
+        """)
+
+    static let callMessage = FerryMessage(
+        type: .call, seq: 1, serviceMethod: "/math/add", meta: ["author": "henrylee2cn"],
+        bodyCodec: .json, body: ByteBuffer(string: "[1,2,3,4,5]"))
+    static let replyMessage = FerryMessage(type: .reply, seq: 1, bodyCodec: .json, body: ByteBuffer(string: "15"))
+    static let notFoundMessage = FerryMessage(type: .reply, seq: 2, status: FerryStatus(.notFound, "Not Found"))
+    static let pushMessage = FerryMessage(
+        type: .push, seq: 3, serviceMethod: "/note/push", meta: ["k": "v"], bodyCodec: .json,
+        body: ByteBuffer(string: #"{"note":"hi"}"#))
+
+    static let pairs: [(FerryMessage, [UInt8])] = [
+        (callMessage, call), (replyMessage, reply), (notFoundMessage, notFound), (pushMessage, push),
+    ]
+}
+
+@Suite("Wire test vectors")
+struct WireVectorTests {
+    let proto = FerryRawProto()
+
+    @Test("encoding each message gives the specified bytes", arguments: 0..<4)
+    func encodesVector(index: Int) throws {
+        let (message, expected) = WireVectors.pairs[index]
+        var buffer = ByteBuffer()
+        try proto.encodeMessage(message, into: &buffer)
+        #expect(Array(buffer.readableBytesView) == expected)
+    }
+
+    @Test("decoding the specified bytes gives each message", arguments: 0..<4)
+    func decodesVector(index: Int) throws {
+        let (expected, bytes) = WireVectors.pairs[index]
+        var buffer = ByteBuffer(bytes: bytes)
+        let message = try #require(try proto.decodeMessage(from: &buffer))
+        #expect(message == expected)
+        #expect(buffer.readableBytes == 0)
+    }
+
+    @Test("the gzip vector decodes to the first vector's message with filter g")
+    func decodesGzipVector() throws {
+        var buffer = ByteBuffer(bytes: WireVectors.gzipCall)
+        let message = try #require(try proto.decodeMessage(from: &buffer))
+        var expected = WireVectors.callMessage
+        expected.filters = [.gzip]
+        #expect(message == expected)
+    }
+
+    @Test("a message encoded with gzip and md5 decodes to itself")
+    func filteredRoundTrip() throws {
+        var message = WireVectors.callMessage
+        message.filters = [.gzip, .md5]
+        var buffer = ByteBuffer()
+        try proto.encodeMessage(message, into: &buffer)
+        #expect(buffer.getBytes(at: 4, length: 3) == [2, UInt8(ascii: "g"), UInt8(ascii: "m")])
+        let decoded = try #require(try proto.decodeMessage(from: &buffer))
+        #expect(decoded == message)
+    }
+
+    @Test("an incomplete frame decodes to nothing and consumes nothing")
+    func partialFrame() throws {
+        var buffer = ByteBuffer(bytes: WireVectors.call.dropLast())
+        #expect(try proto.decodeMessage(from: &buffer) == nil)
+        #expect(buffer.readableBytes == WireVectors.call.count - 1)
+    }
+
+    @Test("seq is base 36, lower case, with a sign for negatives", arguments: [
+        (Int32(0), "0"), (1, "1"), (35, "z"), (36, "10"), (Int32.max, "zik0zj"), (-1, "-1"), (Int32.min, "-zik0zk"),
+    ])
+    func base36(value: Int32, text: String) {
+        #expect(Base36.encode(value) == Array(text.utf8))
+        #expect(Base36.parse(Array(text.utf8)) == value)
+    }
+
+    @Test("seq parsing refuses what is not a base-36 int32", arguments: ["", "-", "1!", "zik0zk", "-zik0zl", "1 2"])
+    func base36Refuses(text: String) {
+        #expect(Base36.parse(Array(text.utf8)) == nil)
+    }
+
+    @Test("status and meta escape every byte outside A-Z a-z 0-9 * - . _")
+    func escaping() throws {
+        #expect(QueryString.escape("a b+c/é~*-._") == "a%20b%2Bc%2F%C3%A9%7E*-._")
+        #expect(QueryString.unescape(Array("a+b%20c%2Bd".utf8)) == "a b c+d")
+        #expect(QueryString.unescape(Array("100%".utf8)) == "100%")
+        var meta = FerryMeta()
+        meta.add("k", "")
+        meta.add("k", "a&b=c")
+        meta.add("x y", "1")
+        let encoded = QueryString.encode(meta)
+        #expect(String(decoding: encoded, as: UTF8.self) == "k&k=a%26b%3Dc&x%20y=1")
+        #expect(try QueryString.decodeMeta(encoded) == meta)
+    }
+
+    @Test("a status round-trips; msg is omitted when empty and cause is always written")
+    func statusEncoding() throws {
+        let status = FerryStatus(code: 1234, message: "bad thing", cause: "a=b & c")
+        let encoded = QueryString.encode(status)
+        #expect(String(decoding: encoded, as: UTF8.self) == "code=1234&msg=bad%20thing&cause=a%3Db%20%26%20c")
+        #expect(try QueryString.decodeStatus(encoded) == status)
+        #expect(String(decoding: QueryString.encode(FerryStatus(code: 7)), as: UTF8.self) == "code=7&cause=")
+        #expect(try QueryString.decodeStatus([UInt8]()) == .ok)
+        #expect(throws: QueryString.DecodingError.invalidStatusCode) { try QueryString.decodeStatus(Array("code=x".utf8)) }
+    }
+}
