@@ -106,7 +106,7 @@ struct CallCommand: AsyncParsableCommand {
         } else {
             lines.append("body (hex): \(bytes.map { String($0, radix: 16).leftPadded(to: 2) }.joined(separator: " "))")
         }
-        lines.append("cost: \(reply.cost)")
+        lines.append("cost: \(millisecondsText(reply.cost))")
         return lines.joined(separator: "\n")
     }
 }

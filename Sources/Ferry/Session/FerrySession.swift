@@ -321,7 +321,9 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
             writeAuthReply(status: FerryStatus(.invalidOperation, "Invalid Operation", cause: "already authenticated"), body: "")
             return
         }
-        let credential = String(buffer: message.body)
+        // erpc diallers may send the credential with any codec (its default is JSON), so decode
+        // it with the codec it names; unknown codecs and raw text fall back to the bytes as text.
+        let credential = (try? codecs.decode(String.self, from: message.body, codec: message.bodyCodec)) ?? String(buffer: message.body)
         Task {
             do {
                 let answer = try await verify(credential, self)

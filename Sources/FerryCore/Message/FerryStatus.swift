@@ -90,8 +90,6 @@ extension FerryStatus {
         public static let internalServerError: Code = 500
         /// 502: a proxied call failed upstream.
         public static let badGateway: Code = 502
-        /// 503: the peer is overloaded or shutting down and refused the call (Ferry).
-        public static let unavailable: Code = 503
     }
 }
 
