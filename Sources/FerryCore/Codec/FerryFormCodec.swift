@@ -4,7 +4,7 @@ import NIOCore
 ///
 /// Fields are leaf values (text, numbers, booleans, raw-value enums) or arrays of them, which
 /// travel as repeated keys. Nested structures are refused rather than flattened silently.
-public struct FerryFormCodec: FerryCodec {
+public struct FerryFormCodec: FerryCodec, CodableBodyCodec {
     /// Creates the codec.
     public init() {}
 
@@ -14,25 +14,18 @@ public struct FerryFormCodec: FerryCodec {
     public var name: String { "form" }
 
     public func encode<Value>(_ value: Value, into buffer: inout ByteBuffer) throws {
-        guard let encodable = value as? any Encodable else {
-            throw FerryCodecError.unsupportedType(String(describing: Value.self), codec: name)
-        }
-        do {
-            buffer.writeString(try FormURLEncoder().encode(encodable))
-        } catch {
-            throw FerryCodecError.encodingFailed(codec: name, reason: "\(error)")
-        }
+        try encodeThroughCodable(value, into: &buffer)
     }
 
     public func decode<Value>(_ type: Value.Type, from buffer: ByteBuffer) throws -> Value {
-        guard let decodable = Value.self as? any Decodable.Type else {
-            throw FerryCodecError.unsupportedType(String(describing: Value.self), codec: name)
-        }
-        do {
-            let text = String(buffer: buffer)
-            return try FormURLDecoder().decode(decodable, from: text) as! Value
-        } catch {
-            throw FerryCodecError.invalidBody(codec: name, reason: "\(error)")
-        }
+        try decodeThroughCodable(type, from: buffer)
+    }
+
+    func encodeCodable(_ value: any Encodable, into buffer: inout ByteBuffer) throws {
+        buffer.writeString(try FormURLEncoder().encode(value))
+    }
+
+    func decodeCodable<Value: Decodable>(_ type: Value.Type, from buffer: ByteBuffer) throws -> Value {
+        try FormURLDecoder().decode(type, from: String(buffer: buffer))
     }
 }

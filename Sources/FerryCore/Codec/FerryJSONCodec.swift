@@ -2,7 +2,7 @@ import Foundation
 import NIOCore
 
 /// The JSON codec (`j`): any `Encodable` value in, any `Decodable` value out.
-public struct FerryJSONCodec: FerryCodec {
+public struct FerryJSONCodec: FerryCodec, CodableBodyCodec {
     /// Creates the codec.
     public init() {}
 
@@ -12,25 +12,18 @@ public struct FerryJSONCodec: FerryCodec {
     public var name: String { "json" }
 
     public func encode<Value>(_ value: Value, into buffer: inout ByteBuffer) throws {
-        guard let encodable = value as? any Encodable else {
-            throw FerryCodecError.unsupportedType(String(describing: Value.self), codec: name)
-        }
-        do {
-            buffer.writeBytes(try JSONEncoder().encode(encodable))
-        } catch {
-            throw FerryCodecError.encodingFailed(codec: name, reason: "\(error)")
-        }
+        try encodeThroughCodable(value, into: &buffer)
     }
 
     public func decode<Value>(_ type: Value.Type, from buffer: ByteBuffer) throws -> Value {
-        guard let decodable = Value.self as? any Decodable.Type else {
-            throw FerryCodecError.unsupportedType(String(describing: Value.self), codec: name)
-        }
-        do {
-            let data = Data(buffer.readableBytesView)
-            return try JSONDecoder().decode(decodable, from: data) as! Value
-        } catch {
-            throw FerryCodecError.invalidBody(codec: name, reason: "\(error)")
-        }
+        try decodeThroughCodable(type, from: buffer)
+    }
+
+    func encodeCodable(_ value: any Encodable, into buffer: inout ByteBuffer) throws {
+        buffer.writeBytes(try JSONEncoder().encode(value))
+    }
+
+    func decodeCodable<Value: Decodable>(_ type: Value.Type, from buffer: ByteBuffer) throws -> Value {
+        try JSONDecoder().decode(type, from: Data(buffer.readableBytesView))
     }
 }
