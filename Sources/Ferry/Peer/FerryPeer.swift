@@ -109,7 +109,7 @@ public final class FerryPeer: Sendable {
             if let auth = configuration.auth, auth.verify != nil {
                 session.enforceAuthDeadline(auth.timeout)
             } else {
-                hub.add(session)
+                sessionReady(session)
             }
             logger.debug("session accepted", metadata: ["remote": "\(session.remoteAddress)"])
             session.channel.setOption(.autoRead, value: true).whenFailure { _ in }
@@ -152,8 +152,8 @@ public final class FerryPeer: Sendable {
         } catch {
             throw FerryStatus(.dialFailed, "Dial Failed", cause: "\(address): \(error)")
         }
-        let session = try await channel.pipeline.handler(type: SessionHandler.self).map { _ in () }.flatMapThrowing { [self] in
-            try self.session(of: channel)
+        let session = try await channel.eventLoop.submit {
+            try channel.pipeline.syncOperations.handler(type: SessionHandler.self).session
         }.get()
         do {
             try await configuration.hooks.onDial?(session)
@@ -165,7 +165,7 @@ public final class FerryPeer: Sendable {
             try? await channel.close()
             throw (error as? FerryStatus) ?? FerryStatus(.dialFailed, "Dial Failed", cause: "\(error)")
         }
-        hub.add(session)
+        sessionReady(session)
         logger.debug("session dialled", metadata: ["remote": "\(remote)"])
         return session
     }
@@ -184,8 +184,6 @@ public final class FerryPeer: Sendable {
 
     // MARK: Internals
 
-    private let sessionsByChannel = Mutex<[ObjectIdentifier: FerrySession]>([:])
-
     private func addSessionHandlers(to channel: any Channel, isDialled: Bool, remoteAddress: String) throws -> FerrySession {
         let session = FerrySession(channel: channel, peer: self, isDialled: isDialled, remoteAddress: remoteAddress)
         let proto = configuration.proto
@@ -195,25 +193,19 @@ public final class FerryPeer: Sendable {
             SessionHandler(session: session),
         ]
         try channel.pipeline.syncOperations.addHandlers(handlers)
-        sessionsByChannel.withLock { $0[ObjectIdentifier(channel)] = session }
         return session
     }
 
-    private func session(of channel: any Channel) throws -> FerrySession {
-        guard let session = sessionsByChannel.withLock({ $0[ObjectIdentifier(channel)] }) else {
-            throw FerryStatus(.dialFailed, "Dial Failed", cause: "connection closed while it was set up")
-        }
-        return session
-    }
-
-    func sessionAuthenticated(_ session: FerrySession) {
+    /// A session is ready for use (hooks and auth passed): it joins the hub, and its
+    /// disconnection will be reported.
+    func sessionReady(_ session: FerrySession) {
+        session.markReady()
         hub.add(session)
     }
 
-    func sessionClosed(_ session: FerrySession) {
-        sessionsByChannel.withLock { $0[ObjectIdentifier(session.channel)] = nil }
+    func sessionClosed(_ session: FerrySession, wasReady: Bool) {
         hub.remove(session)
-        configuration.hooks.onDisconnect?(session)
+        if wasReady { configuration.hooks.onDisconnect?(session) }
     }
 
     private static func describe(_ address: SocketAddress?) -> String {

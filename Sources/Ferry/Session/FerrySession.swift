@@ -29,6 +29,7 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
         var authenticated: Bool
         var closeReason: String?
         var closed = false
+        var ready = false
     }
     private let state: Mutex<State>
 
@@ -329,7 +330,7 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
                 let answer = try await verify(credential, self)
                 state.withLock { $0.authenticated = true }
                 writeAuthReply(status: .ok, body: answer)
-                peer.sessionAuthenticated(self)
+                peer.sessionReady(self)
             } catch {
                 let status = (error as? FerryStatus) ?? FerryStatus(.unauthorized, "Unauthorized", cause: "\(error)")
                 logger.info("closing session: auth refused", metadata: ["status": "\(status)"])
@@ -368,6 +369,10 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
 
     // MARK: Closing
 
+    func markReady() {
+        state.withLock { $0.ready = true }
+    }
+
     /// Remembers why the session is closing, for the disconnect log; the first reason wins.
     func recordCloseReason(_ reason: String) {
         state.withLock { state in
@@ -377,13 +382,13 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
 
     /// The connection is gone: fail every pending call at once with 102 and leave the hub.
     func connectionClosed() {
-        let (pending, auth, reason, wasClosed) = state.withLock { state in
+        let (pending, auth, reason, wasClosed, wasReady) = state.withLock { state in
             defer {
                 state.closed = true
                 state.pending = [:]
                 state.pendingAuth = nil
             }
-            return (Array(state.pending.values), state.pendingAuth, state.closeReason ?? "connection lost", state.closed)
+            return (Array(state.pending.values), state.pendingAuth, state.closeReason ?? "connection lost", state.closed, state.ready)
         }
         guard !wasClosed else { return }
         let status = FerryStatus.connectionClosed(reason)
@@ -393,7 +398,7 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
         }
         auth?.resume(throwing: status)
         logger.debug("session closed", metadata: ["id": "\(id)", "reason": "\(reason)", "failed_calls": "\(pending.count)"])
-        peer.sessionClosed(self)
+        peer.sessionClosed(self, wasReady: wasReady)
     }
 
     // MARK: Logging

@@ -5,7 +5,7 @@ import NIOCore
 final class SessionHandler: ChannelInboundHandler {
     typealias InboundIn = FerryMessage
 
-    private let session: FerrySession
+    let session: FerrySession
 
     init(session: FerrySession) { self.session = session }
 
