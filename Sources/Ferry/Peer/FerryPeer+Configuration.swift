@@ -27,6 +27,23 @@ extension FerryPeer {
         public var auth: FerryAuth?
         /// Lifecycle hooks.
         public var hooks: Hooks
+        /// Heartbeats (erpc's heartbeat protocol). Answering is always on: a remote that announces
+        /// a period is closed after twice that period of silence.
+        public var heartbeat: Heartbeat
+        /// Closes a session with no traffic in either direction for this long; nil never does.
+        public var idleTimeout: Duration?
+        /// Closes a session when a frame is incomplete and no byte of it arrives for this long.
+        /// Default 30 s.
+        public var readTimeout: Duration?
+        /// Closes a session once it is this old; nil never does.
+        public var maximumSessionAge: Duration?
+        /// Redials dialled sessions whose connection breaks; nil does not.
+        public var redial: Redial?
+        /// Bounds that keep a flood from turning into unbounded memory or tasks.
+        public var limits: Limits
+        /// How long a graceful shutdown lets in-flight work finish before it closes what is
+        /// left. Zero closes at once. Default 30 s.
+        public var drainTimeout: Duration
 
         /// Creates a configuration; every argument has a production default.
         public init(
@@ -40,7 +57,14 @@ extension FerryPeer {
             slowCallThreshold: Duration = .seconds(1),
             exposeErrorDetails: Bool = false,
             auth: FerryAuth? = nil,
-            hooks: Hooks = Hooks()
+            hooks: Hooks = Hooks(),
+            heartbeat: Heartbeat = Heartbeat(),
+            idleTimeout: Duration? = nil,
+            readTimeout: Duration? = .seconds(30),
+            maximumSessionAge: Duration? = nil,
+            redial: Redial? = nil,
+            limits: Limits = Limits(),
+            drainTimeout: Duration = .seconds(30)
         ) {
             self.defaultCodec = defaultCodec
             self.defaultCallTimeout = defaultCallTimeout
@@ -53,6 +77,13 @@ extension FerryPeer {
             self.exposeErrorDetails = exposeErrorDetails
             self.auth = auth
             self.hooks = hooks
+            self.heartbeat = heartbeat
+            self.idleTimeout = idleTimeout
+            self.readTimeout = readTimeout
+            self.maximumSessionAge = maximumSessionAge
+            self.redial = redial
+            self.limits = limits
+            self.drainTimeout = drainTimeout
         }
 
         /// The framing in use.
@@ -75,8 +106,12 @@ extension FerryPeer {
         /// Runs before every outbound message is written; may change it. Throwing fails the
         /// send.
         public var beforeWrite: (@Sendable (inout FerryMessage, FerrySession) throws -> Void)?
-        /// Runs once when a session's connection is gone.
+        /// Runs once when a session's connection is gone (for a redialling session: when it
+        /// gives up).
         public var onDisconnect: (@Sendable (FerrySession) -> Void)?
+        /// Runs at the start of a graceful shutdown, after listeners stop accepting and before
+        /// draining: the place to deregister from discovery.
+        public var onShutdown: (@Sendable () async -> Void)?
 
         /// Creates hooks; all are optional.
         public init(
@@ -84,14 +119,101 @@ extension FerryPeer {
             onDial: (@Sendable (FerrySession) async throws -> Void)? = nil,
             onHeaderRead: (@Sendable (FerryMessage, FerrySession) throws -> Void)? = nil,
             beforeWrite: (@Sendable (inout FerryMessage, FerrySession) throws -> Void)? = nil,
-            onDisconnect: (@Sendable (FerrySession) -> Void)? = nil
+            onDisconnect: (@Sendable (FerrySession) -> Void)? = nil,
+            onShutdown: (@Sendable () async -> Void)? = nil
         ) {
             self.onAccept = onAccept
             self.onDial = onDial
             self.onHeaderRead = onHeaderRead
             self.beforeWrite = beforeWrite
             self.onDisconnect = onDisconnect
+            self.onShutdown = onShutdown
         }
+    }
+
+    /// Heartbeat pings, compatible with erpc's heartbeat plugin: `/heartbeat` with meta
+    /// `hb_=<seconds>`.
+    public struct Heartbeat: Sendable {
+        /// Ping after this long without traffic in either direction; nil: this side does not ping.
+        public var pingInterval: Duration?
+        /// Ping with a CALL, and close the session when it fails, instead of a PUSH.
+        public var pingWithCall: Bool
+
+        /// Creates heartbeat settings; by default this side does not ping.
+        public init(pingInterval: Duration? = nil, pingWithCall: Bool = false) {
+            self.pingInterval = pingInterval
+            self.pingWithCall = pingWithCall
+        }
+
+        /// The route of heartbeat messages.
+        public static let route = "/heartbeat"
+        /// The meta key carrying the sender's ping period in whole seconds.
+        public static let periodMetaKey = "hb_"
+    }
+
+    /// How a dialled session whose connection breaks dials again: exponential backoff with full
+    /// jitter (each wait is random between zero and `min(maximumDelay, baseDelay * 2^attempt)`).
+    ///
+    /// Calls pending at the break fail at once with 102. The session keeps its ID, and the dial
+    /// hook and the auth handshake run again on every new connection. A refused handshake stops
+    /// redialling.
+    public struct Redial: Sendable {
+        /// Attempts before giving up.
+        public var maximumAttempts: Int
+        /// The first backoff ceiling.
+        public var baseDelay: Duration
+        /// The largest backoff ceiling.
+        public var maximumDelay: Duration
+        /// Whether calls made while redialling wait for the new connection (until their
+        /// deadline) rather than fail at once with 102.
+        public var callsWaitForReconnect: Bool
+
+        /// Creates a redial policy.
+        public init(maximumAttempts: Int = 10, baseDelay: Duration = .milliseconds(100), maximumDelay: Duration = .seconds(10), callsWaitForReconnect: Bool = true) {
+            self.maximumAttempts = maximumAttempts
+            self.baseDelay = baseDelay
+            self.maximumDelay = maximumDelay
+            self.callsWaitForReconnect = callsWaitForReconnect
+        }
+
+        /// The wait before attempt `attempt` (0-based): full jitter over the capped exponential.
+        func delay(beforeAttempt attempt: Int) -> Duration {
+            let ceiling = min(maximumDelay, baseDelay * (1 << min(attempt, 30)))
+            let nanoseconds = ceiling.components.seconds * 1_000_000_000 + ceiling.components.attoseconds / 1_000_000_000
+            return .nanoseconds(Int64.random(in: 0...max(nanoseconds, 0)))
+        }
+    }
+
+    /// Bounds past which work is refused with a clear status instead of queued without limit.
+    public struct Limits: Sendable {
+        /// Handlers running at once across the peer; past it, calls are answered 503 and pushes
+        /// are dropped. Default 10,000.
+        public var maximumConcurrentHandlers: Int
+        /// Accepted connections at once; past it, new ones are closed on accept. nil: no bound.
+        public var maximumConnections: Int?
+        /// Bytes queued for one session's socket before its slow-consumer policy applies.
+        /// Default 4 MiB.
+        public var maximumQueuedOutboundBytes: Int
+        /// What happens to a write when a session's queue is full.
+        public var slowConsumerPolicy: SlowConsumerPolicy
+
+        /// Creates limits.
+        public init(maximumConcurrentHandlers: Int = 10_000, maximumConnections: Int? = nil, maximumQueuedOutboundBytes: Int = 4 << 20, slowConsumerPolicy: SlowConsumerPolicy = .applyBackPressure) {
+            self.maximumConcurrentHandlers = maximumConcurrentHandlers
+            self.maximumConnections = maximumConnections
+            self.maximumQueuedOutboundBytes = maximumQueuedOutboundBytes
+            self.slowConsumerPolicy = slowConsumerPolicy
+        }
+    }
+
+    /// What a write does when the remote reads slower than this side writes.
+    public enum SlowConsumerPolicy: Sendable {
+        /// Wait until the queue drains, up to the message's deadline (then 408).
+        case applyBackPressure
+        /// Fail the write at once with 104.
+        case failWrite
+        /// Close the session with a logged reason; the write fails with 102.
+        case closeSession
     }
 }
 

@@ -2,6 +2,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import NIOSSL
+import ServiceLifecycle
 import Synchronization
 
 /// A peer: it listens and dials, and every session it has can CALL and PUSH the remote side,
@@ -16,17 +17,32 @@ import Synchronization
 /// let session = try await client.dial(.tcp(host: "127.0.0.1", port: 9090))
 /// let sum: Int = try await session.call("/math/add", Add(a: 1, b: 2))
 /// ```
+///
+/// A peer is a swift-service-lifecycle `Service`: run it in a `ServiceGroup` and a SIGTERM
+/// drains it gracefully (see ``shutdown(drainTimeout:)``).
 public final class FerryPeer: Sendable {
     /// The peer's settings.
     public let configuration: Configuration
     /// The routes this peer serves, to callers on any of its sessions.
     public let router: FerryRouter
-    /// The peer's sessions by ID.
+    /// The peer's ready sessions by ID.
     public let hub: FerrySessionHub
     /// The logger; each session adds its remote address.
     public let logger: Logger
     private let eventLoopGroup: any EventLoopGroup
     private let listeners = Mutex<[FerryListener]>([])
+    /// Every connection's session, ready or not, so shutdown reaches them all.
+    private let connections = Mutex<[ObjectIdentifier: FerrySession]>([:])
+    private let acceptedCount = Atomic<Int>(0)
+    private let runningHandlers = Atomic<Int>(0)
+    private let draining = Atomic<Bool>(false)
+    private let shutdownFinished = Mutex<ShutdownProgress>(.running)
+
+    private enum ShutdownProgress {
+        case running
+        case draining([CheckedContinuation<Void, Never>])
+        case finished
+    }
 
     /// Creates a peer.
     ///
@@ -50,7 +66,12 @@ public final class FerryPeer: Sendable {
 
     /// Listens on `address`, optionally with TLS. Use a TLS configuration with
     /// `certificateVerification` set and `trustRoots` to require client certificates.
+    ///
+    /// Accept errors such as running out of file descriptors back off instead of spinning.
     public func listen(_ address: FerryAddress, tls: TLSConfiguration? = nil) async throws -> FerryListener {
+        guard !isDraining else {
+            throw FerryLifecycleError.shuttingDown
+        }
         let sslContext = try tls.map { try NIOSSLContext(configuration: $0) }
         let isUnix: Bool
         if case .unix = address { isUnix = true } else { isUnix = false }
@@ -60,24 +81,28 @@ public final class FerryPeer: Sendable {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.so_keepalive), value: 1)
             .childChannelOption(.autoRead, value: false)
+            .childChannelOption(.writeBufferWaterMark, value: waterMark)
             .childChannelInitializer { [self] channel in
-                let remote: String
-                if isUnix {
-                    remote = "\(address)#\(unixCounter.wrappingAdd(1, ordering: .relaxed).newValue)"
-                } else {
-                    remote = Self.describe(channel.remoteAddress)
+                if let limit = configuration.limits.maximumConnections,
+                    acceptedCount.load(ordering: .relaxed) >= limit
+                {
+                    logger.warning("refusing a connection: at the connection limit", metadata: ["limit": "\(limit)"])
+                    return channel.eventLoop.makeFailedFuture(FerryLifecycleError.connectionLimit)
                 }
+                let remote = isUnix
+                    ? "\(address)#\(unixCounter.wrappingAdd(1, ordering: .relaxed).newValue)"
+                    : Self.describe(channel.remoteAddress)
                 return channel.eventLoop.makeCompletedFuture {
+                    if !isUnix { try channel.syncOptions?.setOption(.socketOption(.tcp_nodelay), value: 1) }
                     if let sslContext {
                         try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: sslContext))
                     }
-                    let session = try addSessionHandlers(to: channel, isDialled: false, remoteAddress: remote)
+                    let session = FerrySession(channel: channel, peer: self, isDialled: false, remoteAddress: remote, dialTarget: nil)
+                    try addSessionHandlers(to: channel, session: session)
+                    acceptedCount.wrappingAdd(1, ordering: .relaxed)
                     self.startAccepted(session)
                 }
             }
-        if !isUnix, case .tcp(_, _) = address {
-            _ = bootstrap.childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-        }
         let channel: any Channel
         switch address {
         case .tcp(let host, let port):
@@ -122,78 +147,165 @@ public final class FerryPeer: Sendable {
     /// returns the ready session. Failures throw ``FerryStatus`` 105 (dial failed) or the auth
     /// status.
     public func dial(_ address: FerryAddress, tls: TLSConfiguration? = nil, serverHostname: String? = nil) async throws -> FerrySession {
-        let sslContext: NIOSSLContext?
+        let target: DialTarget
         do {
-            sslContext = try tls.map { try NIOSSLContext(configuration: $0) }
+            target = DialTarget(address: address, tls: try tls.map { try NIOSSLContext(configuration: $0) }, serverHostname: serverHostname)
         } catch {
             throw FerryStatus(.dialFailed, "Dial Failed", cause: "TLS configuration: \(error)")
         }
-        let remote = address.description
-        let bootstrap = ClientBootstrap(group: eventLoopGroup)
-            .connectTimeout(TimeAmount(configuration.dialTimeout))
-            .channelInitializer { [self] channel in
-                channel.eventLoop.makeCompletedFuture {
-                    if let sslContext {
-                        var hostname = serverHostname
-                        if hostname == nil, case .tcp(let host, _) = address, !Self.isIPAddress(host) { hostname = host }
-                        try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: sslContext, serverHostname: hostname))
-                    }
-                    _ = try addSessionHandlers(to: channel, isDialled: true, remoteAddress: remote)
-                }
-            }
-        let channel: any Channel
-        do {
-            switch address {
-            case .tcp(let host, let port):
-                channel = try await bootstrap.channelOption(.socketOption(.tcp_nodelay), value: 1).connect(host: host, port: port).get()
-            case .unix(let path):
-                channel = try await bootstrap.connect(unixDomainSocketPath: path).get()
-            }
-        } catch {
-            throw FerryStatus(.dialFailed, "Dial Failed", cause: "\(address): \(error)")
-        }
+        let channel = try await connect(target, reusing: nil)
         let session = try await channel.eventLoop.submit {
             try channel.pipeline.syncOperations.handler(type: SessionHandler.self).session
         }.get()
         do {
             try await configuration.hooks.onDial?(session)
-            if let credential = configuration.auth?.credential {
-                try await session.authenticate(credential: try await credential(), timeout: configuration.auth?.timeout ?? .seconds(10))
+            if let auth = configuration.auth, let credential = auth.credential {
+                try await session.authenticate(credential: try await credential(), timeout: auth.timeout, on: channel)
             }
         } catch {
             session.recordCloseReason("dial refused: \(error)")
             try? await channel.close()
+            if let refused = error as? FerrySession.AuthRefused { throw refused.status }
             throw (error as? FerryStatus) ?? FerryStatus(.dialFailed, "Dial Failed", cause: "\(error)")
         }
         sessionReady(session)
-        logger.debug("session dialled", metadata: ["remote": "\(remote)"])
+        logger.debug("session dialled", metadata: ["remote": "\(address)"])
         return session
+    }
+
+    /// Opens a connection to `target` whose pipeline serves `existing` (a redial) or a new session.
+    func connect(_ target: DialTarget, reusing existing: FerrySession?) async throws -> any Channel {
+        let address = target.address
+        var bootstrap = ClientBootstrap(group: eventLoopGroup)
+            .connectTimeout(TimeAmount(configuration.dialTimeout))
+            .channelOption(.writeBufferWaterMark, value: waterMark)
+            .channelInitializer { [self] channel in
+                channel.eventLoop.makeCompletedFuture {
+                    if let sslContext = target.tls {
+                        var hostname = target.serverHostname
+                        if hostname == nil, case .tcp(let host, _) = address, !Self.isIPAddress(host) { hostname = host }
+                        try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: sslContext, serverHostname: hostname))
+                    }
+                    let session = existing ?? FerrySession(channel: channel, peer: self, isDialled: true, remoteAddress: address.description, dialTarget: target)
+                    try addSessionHandlers(to: channel, session: session)
+                }
+            }
+        do {
+            switch address {
+            case .tcp(let host, let port):
+                bootstrap = bootstrap.channelOption(.socketOption(.tcp_nodelay), value: 1)
+                return try await bootstrap.connect(host: host, port: port).get()
+            case .unix(let path):
+                return try await bootstrap.connect(unixDomainSocketPath: path).get()
+            }
+        } catch {
+            throw FerryStatus(.dialFailed, "Dial Failed", cause: "\(address): \(error)")
+        }
     }
 
     // MARK: Lifecycle
 
-    /// Closes every listener and every session. Pending calls fail with status 102.
-    public func close() async {
+    /// Whether a graceful shutdown has begun: inbound calls are refused with 503.
+    public var isDraining: Bool { draining.load(ordering: .relaxed) }
+
+    /// Shuts down gracefully: stops accepting, runs the `onShutdown` hook, answers new inbound
+    /// calls with 503 "Shutting Down", lets running handlers finish and their replies go out,
+    /// closes sessions as they become idle, and closes the rest when `drainTimeout` (default:
+    /// the configured one) expires. Calling it again waits for the first call to finish.
+    public func shutdown(drainTimeout: Duration? = nil) async {
+        let first: Bool = shutdownFinished.withLock { progress in
+            guard case .running = progress else { return false }
+            progress = .draining([])
+            return true
+        }
+        guard first else {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let done: Bool = shutdownFinished.withLock { progress in
+                    if case .draining(var waiters) = progress {
+                        waiters.append(continuation)
+                        progress = .draining(waiters)
+                        return false
+                    }
+                    return true
+                }
+                if done { continuation.resume() }
+            }
+            return
+        }
+        draining.store(true, ordering: .relaxed)
+        let timeout = drainTimeout ?? configuration.drainTimeout
+        logger.info("shutting down", metadata: ["drain_timeout": "\(timeout)"])
         let listeners = self.listeners.withLock { listeners in
             defer { listeners = [] }
             return listeners
         }
         for listener in listeners { await listener.close() }
-        for session in hub.all { await session.close() }
+        await configuration.hooks.onShutdown?()
+
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            let open = connections.withLock { Array($0.values) }
+            if open.isEmpty { break }
+            let expired = ContinuousClock.now >= deadline
+            for session in open where expired || session.isIdle {
+                session.recordCloseReason(expired ? "shutdown: drain timeout expired" : "shutdown")
+                session.channel.close(promise: nil)
+                if !session.isDialled || session.isIdle || expired { await session.close() }
+            }
+            if expired { break }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        let waiters: [CheckedContinuation<Void, Never>] = shutdownFinished.withLock { progress in
+            defer { progress = .finished }
+            if case .draining(let waiters) = progress { return waiters }
+            return []
+        }
+        for waiter in waiters { waiter.resume() }
+        logger.info("shut down")
+    }
+
+    /// Closes every listener and every session at once. Pending calls fail with status 102.
+    public func close() async {
+        await shutdown(drainTimeout: .zero)
     }
 
     // MARK: Internals
 
-    private func addSessionHandlers(to channel: any Channel, isDialled: Bool, remoteAddress: String) throws -> FerrySession {
-        let session = FerrySession(channel: channel, peer: self, isDialled: isDialled, remoteAddress: remoteAddress)
+    private var waterMark: ChannelOptions.Types.WriteBufferWaterMark {
+        let high = max(configuration.limits.maximumQueuedOutboundBytes, 2)
+        return .init(low: high / 2, high: high)
+    }
+
+    private func addSessionHandlers(to channel: any Channel, session: FerrySession) throws {
         let proto = configuration.proto
+        let timers = SessionTimerHandler.Settings(
+            pingInterval: configuration.heartbeat.pingInterval.map(TimeAmount.init),
+            idleTimeout: configuration.idleTimeout.map(TimeAmount.init),
+            readTimeout: proto is FerryRawProto ? configuration.readTimeout.map(TimeAmount.init) : nil,
+            maximumAge: configuration.maximumSessionAge.map(TimeAmount.init))
         let handlers: [any ChannelHandler] = [
+            SessionTimerHandler(settings: timers),
             ByteToMessageHandler(FerryMessageDecoder(proto: proto)),
             MessageEncoderHandler(proto: proto),
             SessionHandler(session: session),
         ]
         try channel.pipeline.syncOperations.addHandlers(handlers)
-        return session
+        connections.withLock { $0[ObjectIdentifier(session)] = session }
+    }
+
+    /// Takes a handler slot; false when the peer is at its handler bound.
+    func admitHandler() -> Bool {
+        let limit = configuration.limits.maximumConcurrentHandlers
+        let running = runningHandlers.wrappingAdd(1, ordering: .relaxed).newValue
+        if running > limit {
+            runningHandlers.wrappingSubtract(1, ordering: .relaxed)
+            return false
+        }
+        return true
+    }
+
+    func releaseHandler() {
+        runningHandlers.wrappingSubtract(1, ordering: .relaxed)
     }
 
     /// A session is ready for use (hooks and auth passed): it joins the hub, and its
@@ -204,6 +316,8 @@ public final class FerryPeer: Sendable {
     }
 
     func sessionClosed(_ session: FerrySession, wasReady: Bool) {
+        connections.withLock { $0[ObjectIdentifier(session)] = nil }
+        if !session.isDialled { acceptedCount.wrappingSubtract(1, ordering: .relaxed) }
         hub.remove(session)
         if wasReady { configuration.hooks.onDisconnect?(session) }
     }
@@ -219,5 +333,33 @@ public final class FerryPeer: Sendable {
 
     private static func isIPAddress(_ host: String) -> Bool {
         (try? SocketAddress(ipAddress: host, port: 0)) != nil
+    }
+}
+
+extension FerryPeer: Service {
+    /// Runs until a graceful shutdown is requested (SIGTERM or SIGINT in a `ServiceGroup`), then
+    /// drains with ``Configuration/drainTimeout``. Cancellation closes at once.
+    public func run() async throws {
+        do {
+            try await gracefulShutdown()
+            await shutdown()
+        } catch {
+            await close()
+        }
+    }
+}
+
+/// Why a peer cannot do what was asked of its lifecycle.
+public enum FerryLifecycleError: Error, Sendable, CustomStringConvertible {
+    /// The peer is shutting down and takes no new listeners.
+    case shuttingDown
+    /// An accepted connection was refused at ``FerryPeer/Limits/maximumConnections``.
+    case connectionLimit
+
+    public var description: String {
+        switch self {
+        case .shuttingDown: "the peer is shutting down"
+        case .connectionLimit: "the connection limit is reached"
+        }
     }
 }

@@ -1,20 +1,28 @@
 import Logging
 import NIOCore
+import NIOSSL
 import Synchronization
 
 /// One connection between two peers. Either side can CALL and PUSH the other.
 ///
 /// Sessions come from ``FerryPeer/dial(_:tls:serverHostname:)`` and from accepted connections
 /// (see ``FerryPeer/hub``). Calls are safe from any task; the typed `call` and `push` helpers come
-/// from ``FerrySessionProtocol``.
+/// from ``FerrySessionProtocol``. A dialled session of a peer with a ``FerryPeer/Redial`` policy
+/// survives broken connections: it dials again and keeps its ID.
 public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
     /// The remote address, e.g. `127.0.0.1:52100`.
     public let remoteAddress: String
     /// Whether this side dialled the connection (false: it was accepted by a listener).
     public let isDialled: Bool
-    let channel: any Channel
     let peer: FerryPeer
     let logger: Logger
+    private let dialTarget: DialTarget?
+
+    private enum Phase {
+        case open
+        case redialling
+        case closed
+    }
 
     private struct PendingCall {
         var continuation: CheckedContinuation<FerryMessage, any Error>
@@ -23,23 +31,29 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
 
     private struct State {
         var id: String
+        var channel: any Channel
+        var phase = Phase.open
         var nextSeq: Int32 = 0
         var pending: [Int32: PendingCall] = [:]
         var pendingAuth: CheckedContinuation<FerryMessage, any Error>?
         var authenticated: Bool
         var closeReason: String?
-        var closed = false
         var ready = false
+        var closedByThisSide = false
+        var idWasSet = false
+        var handlersRunning = 0
+        var reconnectWaiters = WaiterList<any Channel>()
+        var writabilityWaiters = WaiterList<Void>()
     }
     private let state: Mutex<State>
 
-    init(channel: any Channel, peer: FerryPeer, isDialled: Bool, remoteAddress: String) {
-        self.channel = channel
+    init(channel: any Channel, peer: FerryPeer, isDialled: Bool, remoteAddress: String, dialTarget: DialTarget?) {
         self.peer = peer
         self.isDialled = isDialled
         self.remoteAddress = remoteAddress
+        self.dialTarget = dialTarget
         let needsAuth = !isDialled && peer.configuration.auth?.verify != nil
-        self.state = Mutex(State(id: remoteAddress, authenticated: !needsAuth))
+        self.state = Mutex(State(id: remoteAddress, channel: channel, authenticated: !needsAuth))
         var logger = peer.logger
         logger[metadataKey: "remote"] = "\(remoteAddress)"
         self.logger = logger
@@ -53,7 +67,10 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
     /// Changes the session ID. An older session with the same ID is closed (single login).
     public func setID(_ newID: String) {
         let oldID = state.withLock { state in
-            defer { state.id = newID }
+            defer {
+                state.id = newID
+                state.idWasSet = true
+            }
             return state.id
         }
         peer.hub.rename(self, from: oldID, to: newID)
@@ -63,15 +80,23 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
     public var codecs: FerryCodecRegistry { peer.configuration.codecs }
     /// The peer's default codec.
     public var defaultCodec: FerryCodecID { peer.configuration.defaultCodec }
-    /// Whether the connection is still open.
-    public var isActive: Bool { !state.withLock { $0.closed } && channel.isActive }
+    /// Whether the session has a live connection (false while redialling and once closed).
+    public var isActive: Bool { state.withLock { $0.phase == .open } && channel.isActive }
 
     public var description: String { "FerrySession(\(id), remote: \(remoteAddress))" }
 
-    /// Closes the connection; pending calls fail with status 102.
+    /// The current connection.
+    var channel: any Channel { state.withLock { $0.channel } }
+
+    /// Closes the session for good (no redial); pending calls fail with status 102.
     public func close() async {
+        let channel = state.withLock { state in
+            state.closedByThisSide = true
+            return state.channel
+        }
         recordCloseReason("closed by this side")
         try? await channel.close()
+        if state.withLock({ $0.phase == .redialling }) { finishClosing() }
     }
 
     // MARK: Outbound
@@ -87,7 +112,7 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
         let start = ContinuousClock.now
         let reply: FerryMessage
         do {
-            reply = try await exchange(message, timeout: timeout)
+            reply = try await exchange(message, deadline: .now() + TimeAmount(timeout), timeout: timeout)
         } catch let status as FerryStatus {
             logExchange("call-out", route: serviceMethod, cost: start.duration(to: .now), bodyOut: body.readableBytes, bodyIn: 0, status: status)
             throw status
@@ -99,11 +124,14 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
 
     public func push(_ serviceMethod: String, body: ByteBuffer, codec: FerryCodecID, options: FerryCallOptions) async throws {
         var message = FerryMessage(
-            type: .push, seq: try nextSeq(), serviceMethod: serviceMethod, meta: options.meta,
+            type: .push, seq: 0, serviceMethod: serviceMethod, meta: options.meta,
             bodyCodec: codec, body: body, filters: options.filters)
         let start = ContinuousClock.now
+        let deadline = NIODeadline.now() + TimeAmount(options.timeout ?? peer.configuration.defaultCallTimeout)
         do {
+            message.seq = try nextSeq()
             try prepareForWrite(&message)
+            let channel = try await writableChannel(before: deadline)
             try await channel.writeAndFlush(message)
             logExchange("push-out", route: serviceMethod, cost: start.duration(to: .now), bodyOut: body.readableBytes, bodyIn: 0, status: .ok)
         } catch {
@@ -115,7 +143,7 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
 
     private func nextSeq() throws -> Int32 {
         try state.withLock { state in
-            guard !state.closed else { throw FerryStatus.connectionClosed(state.closeReason ?? "") }
+            guard state.phase != .closed else { throw FerryStatus.connectionClosed(state.closeReason ?? "") }
             state.nextSeq &+= 1
             return state.nextSeq
         }
@@ -132,10 +160,10 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
         }
     }
 
-    /// The status a failed write turns into: 102 once the connection is gone, else 104.
+    /// The status a failed send turns into: 102 once the connection is gone, else 104.
     private func failure(for error: any Error) -> FerryStatus {
         if let status = error as? FerryStatus { return status }
-        if let reason = state.withLock({ $0.closed ? ($0.closeReason ?? "") : nil }) {
+        if let reason = state.withLock({ $0.phase == .closed ? ($0.closeReason ?? "") : nil }) {
             return .connectionClosed(reason)
         }
         if let error = error as? ChannelError, error == .ioOnClosedChannel || error == .alreadyClosed {
@@ -144,16 +172,97 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
         return .writeFailed("\(error)")
     }
 
+    /// The connection to write on, once it exists and can take more bytes: waits while
+    /// redialling (if the policy says so) and while the socket queue is full (under back-pressure).
+    private func writableChannel(before deadline: NIODeadline) async throws -> any Channel {
+        let channel = try await connectedChannel(before: deadline)
+        guard !channel.isWritable else { return channel }
+        switch peer.configuration.limits.slowConsumerPolicy {
+        case .failWrite:
+            throw FerryStatus(.writeFailed, "Slow Consumer", cause: "the remote is not reading; the outbound queue is full")
+        case .closeSession:
+            recordCloseReason("slow consumer: the outbound queue passed \(peer.configuration.limits.maximumQueuedOutboundBytes) bytes")
+            logger.warning("closing session: slow consumer")
+            channel.close(promise: nil)
+            throw FerryStatus.connectionClosed("slow consumer")
+        case .applyBackPressure:
+            try await wait(for: \.writabilityWaiters, before: deadline, on: channel.eventLoop) { _ in channel.isWritable ? () : nil }
+            return channel
+        }
+    }
+
+    private func connectedChannel(before deadline: NIODeadline) async throws -> any Channel {
+        let (phase, channel, reason) = state.withLock { ($0.phase, $0.channel, $0.closeReason) }
+        switch phase {
+        case .open:
+            return channel
+        case .closed:
+            throw FerryStatus.connectionClosed(reason ?? "")
+        case .redialling:
+            guard peer.configuration.redial?.callsWaitForReconnect == true else {
+                throw FerryStatus.connectionClosed("redialling")
+            }
+            return try await wait(for: \.reconnectWaiters, before: deadline, on: channel.eventLoop) { state in
+                switch state.phase {
+                case .open: state.channel
+                case .redialling: nil
+                case .closed: nil
+                }
+            }
+        }
+    }
+
+    /// Suspends until `ready` yields a value (checked under the lock before and after
+    /// registering, so a wake-up cannot be lost), the deadline passes (408), the session closes
+    /// (102) or the task is cancelled (499).
+    private func wait<Value>(
+        for list: WritableKeyPath<State, WaiterList<Value>> & Sendable, before deadline: NIODeadline, on eventLoop: any EventLoop,
+        ready: @escaping @Sendable (State) -> Value?
+    ) async throws -> Value {
+        let waiterID = Mutex<UInt64?>(nil)
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Value, any Error>) in
+                let immediate: Result<Value, FerryStatus>? = state.withLock { state in
+                    if let value = ready(state) { return .success(value) }
+                    if state.phase == .closed { return .failure(.connectionClosed(state.closeReason ?? "")) }
+                    let id = state[keyPath: list].add(continuation)
+                    waiterID.withLock { $0 = id }
+                    return nil
+                }
+                if let immediate {
+                    continuation.resume(with: immediate)
+                    return
+                }
+                let id = waiterID.withLock { $0 }!
+                eventLoop.scheduleTask(deadline: deadline) { [self] in
+                    state.withLock { $0[keyPath: list].remove(id) }?
+                        .resume(throwing: FerryStatus(.timedOut, "Timeout", cause: "deadline passed while waiting to send"))
+                }
+                // Re-check: the condition may have turned true between the first check and now.
+                let late: Value? = state.withLock { state in
+                    guard let value = ready(state), state[keyPath: list].remove(id) != nil else { return nil }
+                    return value
+                }
+                if let late { continuation.resume(returning: late) }
+            }
+        } onCancel: { [self] in
+            guard let id = waiterID.withLock({ $0 }) else { return }
+            state.withLock { $0[keyPath: list].remove(id) }?
+                .resume(throwing: FerryStatus(.cancelled, "Cancelled", cause: "the calling task was cancelled"))
+        }
+    }
+
     /// Writes a CALL and waits for its reply, the deadline or cancellation.
-    private func exchange(_ message: FerryMessage, timeout: Duration) async throws -> FerryMessage {
+    private func exchange(_ message: FerryMessage, deadline: NIODeadline, timeout: Duration) async throws -> FerryMessage {
         var message = message
         message.seq = try nextSeq()
         try prepareForWrite(&message)
+        let channel = try await writableChannel(before: deadline)
         let seq = message.seq
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<FerryMessage, any Error>) in
                 let closedReason: String? = state.withLock { state in
-                    if state.closed { return state.closeReason ?? "" }
+                    if state.phase == .closed { return state.closeReason ?? "" }
                     state.pending[seq] = PendingCall(continuation: continuation, timeout: nil)
                     return nil
                 }
@@ -165,15 +274,15 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
                     failPending(seq, with: FerryStatus(.cancelled, "Cancelled", cause: "the calling task was cancelled"))
                     return
                 }
-                let deadline = channel.eventLoop.scheduleTask(in: TimeAmount(timeout)) { [self] in
+                let timer = channel.eventLoop.scheduleTask(deadline: deadline) { [self] in
                     failPending(seq, with: FerryStatus(.timedOut, "Timeout", cause: "no reply within \(timeout)"))
                 }
                 let stillPending = state.withLock { state in
                     guard state.pending[seq] != nil else { return false }
-                    state.pending[seq]!.timeout = deadline
+                    state.pending[seq]!.timeout = timer
                     return true
                 }
-                if !stillPending { deadline.cancel() }
+                if !stillPending { timer.cancel() }
                 channel.writeAndFlush(message).whenFailure { [self] error in
                     failPending(seq, with: failure(for: error))
                 }
@@ -192,10 +301,13 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
     /// The number of calls waiting for a reply.
     var pendingCallCount: Int { state.withLock { $0.pending.count } }
 
+    /// Whether nothing is in progress: no call awaits a reply and no handler runs.
+    var isIdle: Bool { state.withLock { $0.pending.isEmpty && $0.handlersRunning == 0 } }
+
     // MARK: Inbound
 
-    /// Handles one decoded message; runs on the event loop.
-    func receive(_ message: FerryMessage) {
+    /// Handles one decoded message from `channel`; runs on its event loop.
+    func receive(_ message: FerryMessage, from channel: any Channel) {
         switch message.type {
         case .reply:
             completeCall(with: message)
@@ -206,10 +318,10 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
             }
             waiter?.resume(returning: message)
         case .authCall:
-            receiveAuthCall(message)
+            receiveAuthCall(message, on: channel)
         case .call, .push:
             guard state.withLock({ $0.authenticated }) else {
-                refuseUnauthenticated(message)
+                refuseUnauthenticated(message, on: channel)
                 return
             }
             if let hook = peer.configuration.hooks.onHeaderRead {
@@ -218,18 +330,21 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
                 } catch {
                     let status = (error as? FerryStatus) ?? FerryStatus(.badMessage, "Bad Message", cause: "refused: \(error)")
                     logger.debug("message refused after its header was read", metadata: ["route": "\(message.serviceMethod)", "status": "\(status)"])
-                    if message.type == .call { writeReply(FerryMessage(type: .reply, seq: message.seq, status: status, filters: message.filters)) }
+                    if message.type == .call { writeReply(errorReply(to: message, status), on: channel) }
                     return
                 }
             }
-            if message.type == .call { handleCall(message) } else { handlePush(message) }
+            if message.type == .call { handleCall(message, on: channel) } else { handlePush(message) }
         default:
             let status = FerryStatus(.messageTypeNotAllowed, "Message Type Not Allowed", cause: "type \(message.type.rawValue)")
             recordCloseReason("unsupported message type \(message.type.rawValue)")
             logger.warning("closing session: unsupported message type", metadata: ["type": "\(message.type.rawValue)"])
-            let reply = FerryMessage(type: .reply, seq: message.seq, status: status, filters: message.filters)
-            channel.writeAndFlush(reply).whenComplete { [channel] _ in channel.close(promise: nil) }
+            channel.writeAndFlush(errorReply(to: message, status)).whenComplete { _ in channel.close(promise: nil) }
         }
+    }
+
+    private func errorReply(to message: FerryMessage, _ status: FerryStatus) -> FerryMessage {
+        FerryMessage(type: .reply, seq: message.seq, status: status, filters: message.filters)
     }
 
     private func completeCall(with reply: FerryMessage) {
@@ -241,19 +356,44 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
         call.continuation.resume(returning: reply)
     }
 
-    private func handleCall(_ message: FerryMessage) {
+    /// Why a new inbound message may not start a handler, if it may not.
+    private func admissionRefusal() -> FerryStatus? {
+        if peer.isDraining { return FerryStatus(.unavailable, "Shutting Down", cause: "the peer is draining") }
+        guard peer.admitHandler() else {
+            return FerryStatus(.unavailable, "Overloaded", cause: "\(peer.configuration.limits.maximumConcurrentHandlers) handlers already running")
+        }
+        state.withLock { $0.handlersRunning += 1 }
+        return nil
+    }
+
+    private func handlerFinished() {
+        state.withLock { $0.handlersRunning -= 1 }
+        peer.releaseHandler()
+    }
+
+    private func handleCall(_ message: FerryMessage, on channel: any Channel) {
+        if let refusal = admissionRefusal() {
+            logExchange("call-in", route: message.serviceMethod, cost: .zero, bodyOut: 0, bodyIn: message.body.readableBytes, status: refusal)
+            writeReply(errorReply(to: message, refusal), on: channel)
+            return
+        }
         let context = FerryContext(session: self, message: message, logger: logger)
         let router = peer.router
         let exposeErrorDetails = peer.configuration.exposeErrorDetails
         Task {
             let start = ContinuousClock.now
             let reply = await router.reply(to: message, context: context, exposeErrorDetails: exposeErrorDetails)
-            writeReply(reply)
+            await writeReplyRespectingLimits(reply, on: channel)
             logExchange("call-in", route: message.serviceMethod, cost: start.duration(to: .now), bodyOut: reply.body.readableBytes, bodyIn: message.body.readableBytes, status: reply.status)
+            handlerFinished()
         }
     }
 
     private func handlePush(_ message: FerryMessage) {
+        if let refusal = admissionRefusal() {
+            logger.warning("dropping a push", metadata: ["route": "\(message.serviceMethod)", "status": "\(refusal)"])
+            return
+        }
         let context = FerryContext(session: self, message: message, logger: logger)
         let router = peer.router
         Task {
@@ -263,10 +403,38 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
                 logger.warning("dropping a push to an unknown route", metadata: ["route": "\(message.serviceMethod)"])
             }
             logExchange("push-in", route: message.serviceMethod, cost: start.duration(to: .now), bodyOut: 0, bodyIn: message.body.readableBytes, status: status)
+            handlerFinished()
         }
     }
 
-    private func writeReply(_ reply: FerryMessage) {
+    /// Writes a handler's reply on the connection its call came from, applying the
+    /// slow-consumer policy; completes once the write is done.
+    private func writeReplyRespectingLimits(_ reply: FerryMessage, on channel: any Channel) async {
+        if !channel.isWritable {
+            switch peer.configuration.limits.slowConsumerPolicy {
+            case .applyBackPressure:
+                let deadline = NIODeadline.now() + TimeAmount(peer.configuration.defaultCallTimeout)
+                do {
+                    try await wait(for: \.writabilityWaiters, before: deadline, on: channel.eventLoop) { _ in channel.isWritable ? () : nil }
+                } catch {
+                    logger.warning("dropping a reply: the remote does not read", metadata: ["seq": "\(reply.seq)", "error": "\(error)"])
+                    return
+                }
+            case .failWrite:
+                logger.warning("dropping a reply: slow consumer", metadata: ["seq": "\(reply.seq)"])
+                return
+            case .closeSession:
+                recordCloseReason("slow consumer: the outbound queue is full")
+                channel.close(promise: nil)
+                return
+            }
+        }
+        let written = writeReply(reply, on: channel)
+        try? await written.get()
+    }
+
+    @discardableResult
+    private func writeReply(_ reply: FerryMessage, on channel: any Channel) -> EventLoopFuture<Void> {
         var reply = reply
         do {
             try prepareForWrite(&reply)
@@ -275,15 +443,58 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
             reply = FerryMessage(type: reply.type, seq: reply.seq, status: status, filters: reply.filters)
         }
         let seq = reply.seq
-        channel.writeAndFlush(reply).whenFailure { [logger] error in
+        let written = channel.writeAndFlush(reply)
+        written.whenFailure { [logger] error in
             logger.debug("could not write a reply", metadata: ["seq": "\(seq)", "error": "\(error)"])
+        }
+        return written
+    }
+
+    // MARK: Heartbeat
+
+    /// Answers an inbound `/heartbeat`; returns the period the remote announced, if any.
+    func answerHeartbeat(_ message: FerryMessage, on channel: any Channel) -> TimeAmount? {
+        let text = message.meta[FerryPeer.Heartbeat.periodMetaKey] ?? ""
+        guard text.isEmpty || (Int(text).map { $0 >= 0 } ?? false) else {
+            if message.type == .call {
+                writeReply(errorReply(to: message, FerryStatus(.badMessage, "Invalid Heartbeat Rate", cause: text)), on: channel)
+            }
+            return nil
+        }
+        if message.type == .call {
+            writeReply(FerryMessage(type: .reply, seq: message.seq, bodyCodec: message.bodyCodec, filters: message.filters), on: channel)
+        }
+        guard let seconds = Int(text), seconds > 0 else { return nil }
+        return .seconds(Int64(seconds))
+    }
+
+    /// Sends a heartbeat because the connection has been quiet for the ping interval.
+    func sendHeartbeat() {
+        guard let interval = peer.configuration.heartbeat.pingInterval else { return }
+        let seconds = max(1, Int((Double(interval.components.seconds) + Double(interval.components.attoseconds) / 1e18).rounded(.up)))
+        let options = FerryCallOptions(timeout: interval, meta: [FerryPeer.Heartbeat.periodMetaKey: String(seconds)], codec: defaultCodec)
+        let withCall = peer.configuration.heartbeat.pingWithCall
+        Task {
+            do {
+                if withCall {
+                    let reply = try await call(FerryPeer.Heartbeat.route, body: ByteBuffer(), codec: defaultCodec, options: options)
+                    guard reply.status.isOK else { throw reply.status }
+                } else {
+                    try await push(FerryPeer.Heartbeat.route, body: ByteBuffer(), codec: defaultCodec, options: options)
+                }
+            } catch {
+                guard state.withLock({ $0.phase == .open }) else { return }
+                recordCloseReason("heartbeat failed: \(error)")
+                logger.info("closing session: heartbeat failed", metadata: ["error": "\(error)"])
+                channel.close(promise: nil)
+            }
         }
     }
 
     // MARK: Auth
 
-    /// Dialling side: sends the credential and waits for the AUTH_REPLY.
-    func authenticate(credential: String, timeout: Duration) async throws {
+    /// Dialling side: sends the credential on `channel` and waits for the AUTH_REPLY.
+    func authenticate(credential: String, timeout: Duration, on channel: any Channel) async throws {
         var message = FerryMessage(type: .authCall, seq: try nextSeq(), bodyCodec: .plain, body: ByteBuffer(string: credential))
         try prepareForWrite(&message)
         let reply: FerryMessage = try await withCheckedThrowingContinuation { continuation in
@@ -299,7 +510,12 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
                 failAuth(.connectionClosed("closed during the auth handshake"))
             }
         }
-        guard reply.status.isOK else { throw reply.status }
+        guard reply.status.isOK else { throw AuthRefused(status: reply.status) }
+    }
+
+    /// The remote refused this side's credential (as opposed to the handshake failing).
+    struct AuthRefused: Error {
+        var status: FerryStatus
     }
 
     private func failAuth(_ status: FerryStatus) {
@@ -312,14 +528,14 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
 
     /// Listening side: verifies the credential, answers AUTH_REPLY, and either lets the session
     /// in or closes it.
-    private func receiveAuthCall(_ message: FerryMessage) {
+    private func receiveAuthCall(_ message: FerryMessage, on channel: any Channel) {
         guard let verify = peer.configuration.auth?.verify else {
             // No auth configured here: accept the handshake so a dialler that insists still works.
-            writeAuthReply(status: .ok, body: "")
+            writeAuthReply(status: .ok, body: "", on: channel)
             return
         }
         guard !state.withLock({ $0.authenticated }) else {
-            writeAuthReply(status: FerryStatus(.invalidOperation, "Invalid Operation", cause: "already authenticated"), body: "")
+            writeAuthReply(status: FerryStatus(.invalidOperation, "Invalid Operation", cause: "already authenticated"), body: "", on: channel)
             return
         }
         // erpc diallers may send the credential with any codec (its default is JSON), so decode
@@ -329,36 +545,36 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
             do {
                 let answer = try await verify(credential, self)
                 state.withLock { $0.authenticated = true }
-                writeAuthReply(status: .ok, body: answer)
+                writeAuthReply(status: .ok, body: answer, on: channel)
                 peer.sessionReady(self)
             } catch {
                 let status = (error as? FerryStatus) ?? FerryStatus(.unauthorized, "Unauthorized", cause: "\(error)")
                 logger.info("closing session: auth refused", metadata: ["status": "\(status)"])
                 recordCloseReason("auth refused: \(status)")
-                writeAuthReply(status: status, body: "", thenClose: true)
+                writeAuthReply(status: status, body: "", on: channel, thenClose: true)
             }
         }
     }
 
-    private func writeAuthReply(status: FerryStatus, body: String, thenClose: Bool = false) {
+    private func writeAuthReply(status: FerryStatus, body: String, on channel: any Channel, thenClose: Bool = false) {
         guard let seq = try? nextSeq() else { return }
         let reply = FerryMessage(type: .authReply, seq: seq, status: status, bodyCodec: body.isEmpty ? .none : .plain, body: ByteBuffer(string: body))
-        channel.writeAndFlush(reply).whenComplete { [channel] _ in
+        channel.writeAndFlush(reply).whenComplete { _ in
             if thenClose { channel.close(promise: nil) }
         }
     }
 
-    private func refuseUnauthenticated(_ message: FerryMessage) {
+    private func refuseUnauthenticated(_ message: FerryMessage, on channel: any Channel) {
         let status = FerryStatus(.unauthorized, "Unauthorized", cause: "auth message(1st) expected AUTH_CALL, received \(message.type)")
         recordCloseReason("message before auth")
         logger.info("closing session: message before auth", metadata: ["type": "\(message.type)"])
         let reply = FerryMessage(type: message.type == .call ? .reply : .authReply, seq: message.seq, status: status, filters: message.filters)
-        channel.writeAndFlush(reply).whenComplete { [channel] _ in channel.close(promise: nil) }
+        channel.writeAndFlush(reply).whenComplete { _ in channel.close(promise: nil) }
     }
 
     /// Closes an accepted session that has not authenticated within `timeout`.
     func enforceAuthDeadline(_ timeout: Duration) {
-        guard !state.withLock({ $0.authenticated }) else { return }
+        let channel = self.channel
         channel.eventLoop.scheduleTask(in: TimeAmount(timeout)) { [self] in
             if !state.withLock({ $0.authenticated }) {
                 recordCloseReason("no auth within \(timeout)")
@@ -367,7 +583,15 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
         }
     }
 
-    // MARK: Closing
+    // MARK: Connection changes
+
+    /// Whether the ID is still the default one (never set with ``setID(_:)``).
+    var hasDefaultID: Bool { state.withLock { !$0.idWasSet } }
+
+    /// Replaces a default ID that another session already holds (hub use only).
+    func adoptDefaultID(_ newID: String) {
+        state.withLock { $0.id = newID }
+    }
 
     func markReady() {
         state.withLock { $0.ready = true }
@@ -380,25 +604,93 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
         }
     }
 
-    /// The connection is gone: fail every pending call at once with 102 and leave the hub.
-    func connectionClosed() {
-        let (pending, auth, reason, wasClosed, wasReady) = state.withLock { state in
-            defer {
-                state.closed = true
-                state.pending = [:]
-                state.pendingAuth = nil
+    /// The socket queue of `channel` drained below its low-water mark (or filled up).
+    func writabilityChanged(_ channel: any Channel) {
+        guard channel.isWritable else { return }
+        let waiters = state.withLock { $0.writabilityWaiters.removeAll() }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    /// `channel` is gone: fail every pending call at once with 102, then redial or close.
+    func connectionClosed(_ channel: any Channel) {
+        let outcome: (pending: [PendingCall], auth: CheckedContinuation<FerryMessage, any Error>?, reason: String, redial: Bool)? = state.withLock { state in
+            guard state.channel === channel, state.phase != .closed else { return nil }
+            let pending = Array(state.pending.values)
+            let auth = state.pendingAuth
+            state.pending = [:]
+            state.pendingAuth = nil
+            let reason = state.closeReason ?? "connection lost"
+            if state.phase == .redialling { return (pending, auth, reason, false) }
+            let redial = dialTarget != nil && peer.configuration.redial != nil && state.ready
+                && !state.closedByThisSide && !peer.isDraining
+            if redial {
+                state.phase = .redialling
+                state.closeReason = nil
             }
-            return (Array(state.pending.values), state.pendingAuth, state.closeReason ?? "connection lost", state.closed, state.ready)
+            return (pending, auth, reason, redial)
         }
-        guard !wasClosed else { return }
-        let status = FerryStatus.connectionClosed(reason)
-        for call in pending {
+        guard let outcome else { return }
+        let status = FerryStatus.connectionClosed(outcome.reason)
+        for call in outcome.pending {
             call.timeout?.cancel()
             call.continuation.resume(throwing: status)
         }
-        auth?.resume(throwing: status)
-        logger.debug("session closed", metadata: ["id": "\(id)", "reason": "\(reason)", "failed_calls": "\(pending.count)"])
+        outcome.auth?.resume(throwing: status)
+        if outcome.redial, let policy = peer.configuration.redial, let target = dialTarget {
+            logger.info("connection lost; redialling", metadata: ["reason": "\(outcome.reason)", "failed_calls": "\(outcome.pending.count)"])
+            Task { await redial(target, policy: policy) }
+        } else if state.withLock({ $0.phase != .redialling }) {
+            logger.debug("session closed", metadata: ["id": "\(id)", "reason": "\(outcome.reason)", "failed_calls": "\(outcome.pending.count)"])
+            finishClosing()
+        }
+    }
+
+    /// Leaves the session closed for good: waiters fail, the hub forgets it, the disconnect hook
+    /// runs (once).
+    private func finishClosing() {
+        let (wasClosed, wasReady, reconnectWaiters, writeWaiters, reason) = state.withLock { state in
+            defer { state.phase = .closed }
+            return (state.phase == .closed, state.ready, state.reconnectWaiters.removeAll(), state.writabilityWaiters.removeAll(), state.closeReason ?? "closed")
+        }
+        guard !wasClosed else { return }
+        let status = FerryStatus.connectionClosed(reason)
+        for waiter in reconnectWaiters { waiter.resume(throwing: status) }
+        for waiter in writeWaiters { waiter.resume(throwing: status) }
         peer.sessionClosed(self, wasReady: wasReady)
+    }
+
+    private func redial(_ target: DialTarget, policy: FerryPeer.Redial) async {
+        for attempt in 0..<policy.maximumAttempts {
+            try? await Task.sleep(for: policy.delay(beforeAttempt: attempt))
+            guard state.withLock({ !$0.closedByThisSide }), !peer.isDraining else { break }
+            do {
+                let channel = try await peer.connect(target, reusing: self)
+                state.withLock { $0.channel = channel }
+                try await peer.configuration.hooks.onDial?(self)
+                if let auth = peer.configuration.auth, let credential = auth.credential {
+                    try await authenticate(credential: try await credential(), timeout: auth.timeout, on: channel)
+                }
+                let waiters = state.withLock { state in
+                    state.phase = .open
+                    return state.reconnectWaiters.removeAll()
+                }
+                for waiter in waiters { waiter.resume(returning: channel) }
+                logger.info("redialled", metadata: ["attempt": "\(attempt + 1)"])
+                if !channel.isActive { connectionClosed(channel) }
+                return
+            } catch let refused as AuthRefused {
+                recordCloseReason("redial stopped: auth refused: \(refused.status)")
+                logger.warning("redial stopped: auth refused", metadata: ["status": "\(refused.status)"])
+                channel.close(promise: nil)
+                break
+            } catch {
+                logger.info("redial attempt failed", metadata: ["attempt": "\(attempt + 1)", "of": "\(policy.maximumAttempts)", "error": "\(error)"])
+                channel.close(promise: nil)
+            }
+        }
+        recordCloseReason("redial gave up")
+        logger.warning("session closed: redial gave up", metadata: ["id": "\(id)"])
+        finishClosing()
     }
 
     // MARK: Logging
@@ -427,4 +719,11 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
             logger.debug("\(kind)", metadata: metadata)
         }
     }
+}
+
+/// Where and how a dialled session connects, kept for redials.
+struct DialTarget: Sendable {
+    var address: FerryAddress
+    var tls: NIOSSLContext?
+    var serverHostname: String?
 }

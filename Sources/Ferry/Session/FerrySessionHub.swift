@@ -52,9 +52,29 @@ public final class FerrySessionHub: Sendable {
         }
     }
 
+    /// Adds a ready session. A default ID (the remote address) that another session already
+    /// holds, e.g. a second dial to the same server, gets a `#2`, `#3`, … suffix; an ID set with
+    /// `setID` replaces the holder as single login does.
     func add(_ session: FerrySession) {
-        let id = session.id
-        sessions.withLock { $0[id] = session }
+        let evicted: FerrySession? = sessions.withLock { sessions in
+            var id = session.id
+            if let holder = sessions[id], holder !== session {
+                guard session.hasDefaultID else {
+                    sessions[id] = session
+                    return holder
+                }
+                var suffix = 2
+                while sessions["\(session.remoteAddress)#\(suffix)"] != nil { suffix += 1 }
+                id = "\(session.remoteAddress)#\(suffix)"
+                session.adoptDefaultID(id)
+            }
+            sessions[id] = session
+            return nil
+        }
+        if let evicted {
+            evicted.recordCloseReason("another session logged in with ID \(session.id)")
+            evicted.channel.close(promise: nil)
+        }
     }
 
     func remove(_ session: FerrySession) {

@@ -1,7 +1,8 @@
 import NIOCore
 
-/// The last handler of a session's pipeline: hands decoded messages to the session, and turns
-/// protocol errors and disconnection into a closed session with a reason.
+/// The last handler of a session's pipeline: hands decoded messages to the session, answers
+/// heartbeats, and turns protocol errors, time limits and disconnection into a closed session
+/// with a reason.
 final class SessionHandler: ChannelInboundHandler {
     typealias InboundIn = FerryMessage
 
@@ -10,16 +11,43 @@ final class SessionHandler: ChannelInboundHandler {
     init(session: FerrySession) { self.session = session }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        session.receive(unwrapInboundIn(data))
+        let message = unwrapInboundIn(data)
+        if message.serviceMethod == FerryPeer.Heartbeat.route, message.type == .call || message.type == .push {
+            if let period = session.answerHeartbeat(message, on: context.channel) {
+                context.triggerUserOutboundEvent(HeartbeatAnnounced(period: period), promise: nil)
+            }
+            return
+        }
+        session.receive(message, from: context.channel)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        switch event as? SessionTimerEvent {
+        case .heartbeatDue:
+            session.sendHeartbeat()
+        case .limitPassed(let reason):
+            session.recordCloseReason(reason)
+            session.logger.info("closing session", metadata: ["reason": "\(reason)"])
+            context.close(promise: nil)
+        case nil:
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        session.writabilityChanged(context.channel)
+        context.fireChannelWritabilityChanged()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        session.recordCloseReason(Self.describe(error))
+        let reason = Self.describe(error)
+        session.recordCloseReason(reason)
+        session.logger.info("closing session", metadata: ["reason": "\(reason)"])
         context.close(promise: nil)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        session.connectionClosed()
+        session.connectionClosed(context.channel)
         context.fireChannelInactive()
     }
 

@@ -90,6 +90,9 @@ extension FerryStatus {
         public static let internalServerError: Code = 500
         /// 502: a proxied call failed upstream.
         public static let badGateway: Code = 502
+        /// 503: the peer refused the call unhandled, because it is at its handler bound or
+        /// shutting down; safe to retry elsewhere (Ferry).
+        public static let unavailable: Code = 503
     }
 }
 

@@ -1,0 +1,278 @@
+import Ferry
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import Synchronization
+import Testing
+
+// MARK: Shared types
+
+/// Arguments of the `/math/add` test route.
+struct AddArgs: Codable, Sendable, Equatable {
+    var a: Int
+    var b: Int
+}
+
+/// A client and a server peer connected by one session, plus the listener.
+struct PeerPair: Sendable {
+    let server: FerryPeer
+    let client: FerryPeer
+    let listener: FerryListener
+    let session: FerrySession
+
+    /// Closes both peers.
+    func close() async {
+        await client.close()
+        await server.close()
+    }
+}
+
+/// A logger that drops everything, for peers whose logs a test does not look at.
+func quietLogger() -> Logger {
+    Logger(label: "ferry.test") { _ in SwiftLogNoOpLogHandler() }
+}
+
+/// Registers the routes most tests use on `router`: `/math/add` and `/echo` (String).
+func addStandardRoutes(_ router: FerryRouter) {
+    router.call("/math/add") { (args: AddArgs, _: FerryContext) in args.a + args.b }
+    router.call("/echo") { (text: String, _: FerryContext) in text }
+}
+
+/// A server peer listening on 127.0.0.1 (port 0) with the standard routes.
+func makeServer(
+    _ configuration: FerryPeer.Configuration = FerryPeer.Configuration(),
+    logger: Logger = quietLogger(),
+    address: FerryAddress = .tcp(host: "127.0.0.1", port: 0),
+    configure: (FerryRouter) -> Void = { _ in }
+) async throws -> (FerryPeer, FerryListener) {
+    let server = FerryPeer(configuration: configuration, logger: logger)
+    addStandardRoutes(server.router)
+    configure(server.router)
+    let listener = try await server.listen(address)
+    return (server, listener)
+}
+
+/// A server with the standard routes and a client dialled to it.
+func makePair(
+    server serverConfiguration: FerryPeer.Configuration = FerryPeer.Configuration(),
+    client clientConfiguration: FerryPeer.Configuration = FerryPeer.Configuration(),
+    serverLogger: Logger = quietLogger(),
+    clientLogger: Logger = quietLogger(),
+    configure: (FerryRouter) -> Void = { _ in }
+) async throws -> PeerPair {
+    let (server, listener) = try await makeServer(serverConfiguration, logger: serverLogger, configure: configure)
+    let client = FerryPeer(configuration: clientConfiguration, logger: clientLogger)
+    do {
+        let session = try await client.dial(listener.address)
+        return PeerPair(server: server, client: client, listener: listener, session: session)
+    } catch {
+        await client.close()
+        await server.close()
+        throw error
+    }
+}
+
+/// Dials `server` with a fresh default client and checks that `/math/add` works; closes the client.
+func expectServerStillServes(_ address: FerryAddress, sourceLocation: SourceLocation = #_sourceLocation) async throws {
+    let client = FerryPeer()
+    defer { Task { await client.close() } }
+    let session = try await client.dial(address)
+    let sum = try await session.call("/math/add", AddArgs(a: 20, b: 22), as: Int.self, options: .timeout(.seconds(5)))
+    #expect(sum == 42, sourceLocation: sourceLocation)
+    await client.close()
+}
+
+/// The status thrown by `body`, or nil when it does not throw a ``FerryStatus``.
+func statusThrown<T>(_ body: () async throws -> T) async -> FerryStatus? {
+    do {
+        _ = try await body()
+        return nil
+    } catch let status as FerryStatus {
+        return status
+    } catch {
+        Issue.record("expected a FerryStatus, got \(type(of: error)): \(error)")
+        return nil
+    }
+}
+
+/// Polls `condition` every 10 ms for at most `timeout`; returns whether it became true.
+func eventually(
+    timeout: Duration = .seconds(5), _ condition: @Sendable () async throws -> Bool
+) async rethrows -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if try await condition() { return true }
+        try? await Task.sleep(for: .milliseconds(10))
+    }
+    return try await condition()
+}
+
+/// Runs `operation` with a deadline; throws `TimeoutError` when it takes longer.
+struct TimeoutError: Error, CustomStringConvertible {
+    var what: String
+    var description: String { "timed out: \(what)" }
+}
+
+func withDeadline<T: Sendable>(
+    _ timeout: Duration, _ what: String, _ operation: @escaping @Sendable () async throws -> T
+) async throws -> T {
+    // Unstructured on purpose: an operation that ignores cancellation must not hold up the
+    // deadline.
+    let outcome = Signal<Result<T, any Error>>()
+    let work = Task {
+        do { outcome.fulfil(.success(try await operation())) } catch { outcome.fulfil(.failure(error)) }
+    }
+    let timer = Task {
+        try? await Task.sleep(for: timeout)
+        outcome.fulfil(.failure(TimeoutError(what: what)))
+    }
+    let result = await outcome.wait()
+    timer.cancel()
+    work.cancel()
+    return try result.get()
+}
+
+/// A one-shot, awaitable value set from any thread.
+final class Signal<Value: Sendable>: Sendable {
+    private struct State {
+        var value: Value?
+        var waiters: [CheckedContinuation<Value, Never>] = []
+    }
+    private let state = Mutex(State())
+
+    init() {}
+
+    /// Sets the value (the first one wins) and wakes every waiter.
+    func fulfil(_ value: Value) {
+        let waiters: [CheckedContinuation<Value, Never>] = state.withLock { state in
+            guard state.value == nil else { return [] }
+            state.value = value
+            defer { state.waiters = [] }
+            return state.waiters
+        }
+        for waiter in waiters { waiter.resume(returning: value) }
+    }
+
+    /// The value, if set.
+    var current: Value? { state.withLock { $0.value } }
+
+    /// Waits for the value.
+    func wait() async -> Value {
+        await withCheckedContinuation { continuation in
+            let value: Value? = state.withLock { state in
+                if let value = state.value { return value }
+                state.waiters.append(continuation)
+                return nil
+            }
+            if let value { continuation.resume(returning: value) }
+        }
+    }
+
+    /// Waits for the value at most `timeout`; nil when it did not come.
+    func wait(timeout: Duration) async -> Value? {
+        try? await withDeadline(timeout, "signal") { await self.wait() }
+    }
+}
+
+/// A thread-safe list of values.
+final class Recorder<Value: Sendable>: Sendable {
+    private let values = Mutex<[Value]>([])
+    init() {}
+    func append(_ value: Value) { values.withLock { $0.append(value) } }
+    var all: [Value] { values.withLock { $0 } }
+    var count: Int { values.withLock { $0.count } }
+}
+
+/// A settable reference for values created after the closures that read them.
+final class Box<Value: Sendable>: Sendable {
+    private let storage = Mutex<Value?>(nil)
+    init() {}
+    var value: Value? {
+        get { storage.withLock { $0 } }
+        set { storage.withLock { $0 = newValue } }
+    }
+}
+
+/// A temporary directory removed by ``remove()``.
+struct TemporaryDirectory: Sendable {
+    let url: URL
+
+    init() throws {
+        url = FileManager.default.temporaryDirectory.appendingPathComponent("ferry-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    }
+
+    func path(_ name: String) -> String { url.appendingPathComponent(name).path }
+
+    func remove() { try? FileManager.default.removeItem(at: url) }
+}
+
+// MARK: Log capture
+
+/// One captured log line.
+struct LogEntry: Sendable, CustomStringConvertible {
+    var label: String
+    var level: Logger.Level
+    var message: String
+    var metadata: [String: String]
+
+    var description: String { "[\(level)] \(label): \(message) \(metadata)" }
+}
+
+/// The lines logged through every ``CapturingLogHandler`` made with it.
+final class LogStore: Sendable {
+    private let entries = Mutex<[LogEntry]>([])
+
+    init() {}
+
+    func append(_ entry: LogEntry) { entries.withLock { $0.append(entry) } }
+
+    var all: [LogEntry] { entries.withLock { $0 } }
+
+    /// The first line matching `predicate`, if any.
+    func first(where predicate: (LogEntry) -> Bool) -> LogEntry? {
+        entries.withLock { $0.first(where: predicate) }
+    }
+
+    /// Waits (polling) until a line matches `predicate`; returns it, or nil after `timeout`.
+    func waitFor(timeout: Duration = .seconds(5), _ predicate: @escaping @Sendable (LogEntry) -> Bool) async -> LogEntry? {
+        _ = await eventually(timeout: timeout) { self.first(where: predicate) != nil }
+        return first(where: predicate)
+    }
+
+    /// A logger at `level` whose lines land in this store.
+    func logger(label: String, level: Logger.Level = .debug) -> Logger {
+        var logger = Logger(label: label) { label in CapturingLogHandler(label: label, store: self) }
+        logger.logLevel = level
+        return logger
+    }
+}
+
+/// A log handler that keeps every line in a ``LogStore``.
+struct CapturingLogHandler: LogHandler {
+    let label: String
+    let store: LogStore
+    var logLevel: Logger.Level = .trace
+    var metadata: Logger.Metadata = [:]
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        let merged = metadata.merging(event.metadata ?? [:]) { $1 }
+        store.append(
+            LogEntry(
+                label: label, level: event.level, message: event.message.description,
+                metadata: merged.mapValues { "\($0)" }))
+    }
+}
+
+/// Whether the server logged the close of a session with a reason containing `text`.
+func closeReasonLogged(_ store: LogStore, containing text: String, timeout: Duration = .seconds(5)) async -> LogEntry? {
+    await store.waitFor(timeout: timeout) { entry in
+        entry.message == "session closed" && (entry.metadata["reason"] ?? "").contains(text)
+    }
+}
