@@ -79,7 +79,7 @@ enum QueryString {
         return String(decoding: output, as: UTF8.self)
     }
 
-    /// Splits `a=1&b=2` into unescaped pairs, in order. Empty segments are skipped.
+    /// Splits `a=1&b=2` into unescaped pairs, in order. Empty segments and `=` alone are skipped.
     static func parse<Bytes: Collection>(_ bytes: Bytes) throws -> [(String, String)]
     where Bytes.Element == UInt8, Bytes.Index == Int, Bytes.SubSequence: Collection {
         var pairs: [(String, String)] = []
@@ -93,7 +93,8 @@ enum QueryString {
                 let key = unescape(Array(bytes[start..<equals]))
                 let value =
                     equals < end ? unescape(Array(bytes[(equals + 1)..<end])) : ""
-                pairs.append((key, value))
+                // A pair with neither key nor value carries nothing (erpc drops it too).
+                if !key.isEmpty || !value.isEmpty { pairs.append((key, value)) }
             }
             start = end + 1
         }
