@@ -1,4 +1,5 @@
 import Ferry
+import Foundation
 import NIOCore
 
 /// Arguments of `/math/add`.
@@ -27,6 +28,9 @@ enum DemoRoutes {
         router.call("/slow") { (milliseconds: Int, _) -> String in
             try await Task.sleep(for: .milliseconds(min(max(milliseconds, 0), 60_000)))
             return "slept \(milliseconds)ms"
+        }
+        router.call("/process") { (_: Void, _) in
+            Int(ProcessInfo.processInfo.processIdentifier)
         }
         router.push("/chat/say") { (text: String, context) in
             context.logger.notice("chat", metadata: ["from": "\(context.session.id)", "text": "\(text)"])

@@ -1,13 +1,8 @@
 import ArgumentParser
-import Dispatch
 import Ferry
 import Logging
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import Foundation
+import ServiceLifecycle
 
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -15,7 +10,9 @@ struct ServeCommand: AsyncParsableCommand {
         abstract: "Run the demo server peer until interrupted.",
         discussion: """
             Routes: CALL /echo (same body, codec and meta back), CALL /math/add ({"a":1,"b":2}), \
-            CALL /fail (status 1234), CALL /slow (milliseconds to sleep), PUSH /chat/say (logged).
+            CALL /fail (status 1234), CALL /slow (milliseconds to sleep), CALL /process (the server's \
+            process id), PUSH /chat/say (logged). SIGTERM or Ctrl-C drains in-flight calls and stops; \
+            SIGUSR2 restarts without downtime (a new process takes over the listening socket).
             """
     )
 
@@ -24,6 +21,9 @@ struct ServeCommand: AsyncParsableCommand {
 
     @Option(help: "Listen on this Unix domain socket path instead of TCP.")
     var unix: String?
+
+    @Option(help: "How long a shutdown or restart lets in-flight calls finish, e.g. 10s.")
+    var drainTimeout: String = "10s"
 
     @OptionGroup var logging: LoggingOptions
 
@@ -38,44 +38,20 @@ struct ServeCommand: AsyncParsableCommand {
             }
             address = parsed
         }
-        let peer = FerryPeer(logger: Logger(label: "ferry.serve"))
+        guard let drain = parseDuration(drainTimeout) else {
+            throw ValidationError("--drain-timeout must look like 10s or 500ms, got \(drainTimeout)")
+        }
+        let logger = Logger(label: "ferry.serve")
+        let peer = FerryPeer(configuration: .init(drainTimeout: drain, restartsOnSIGUSR2: true), logger: logger)
         DemoRoutes.install(on: peer.router)
         let listener = try await peer.listen(address)
-        print("ferry serve: listening on \(listener.address); routes: \(peer.router.routes.map(\.description).joined(separator: ", "))")
-        print("press Ctrl-C to stop")
-        let signal = await waitForTerminationSignal()
-        print("ferry serve: \(signal), stopping")
-        await peer.close()
-    }
-}
-
-/// Waits for SIGINT or SIGTERM and returns its name.
-func waitForTerminationSignal() async -> String {
-    await withCheckedContinuation { (continuation: CheckedContinuation<String, Never>) in
-        let queue = DispatchQueue(label: "ferry.signals")
-        let fired = SignalLatch(continuation)
-        for (number, name) in [(SIGINT, "interrupted"), (SIGTERM, "terminated")] {
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
-            source.setEventHandler { fired.fire(name) }
-            source.resume()
-            fired.retain(source)
-        }
-    }
-}
-
-/// Resumes a continuation once, from whichever signal arrives first; keeps the sources alive.
-private final class SignalLatch: @unchecked Sendable {
-    // Only touched on the serial signal queue (and once during set-up before any signal fires).
-    private var continuation: CheckedContinuation<String, Never>?
-    private var sources: [any DispatchSourceSignal] = []
-
-    init(_ continuation: CheckedContinuation<String, Never>) { self.continuation = continuation }
-
-    func retain(_ source: any DispatchSourceSignal) { sources.append(source) }
-
-    func fire(_ name: String) {
-        continuation?.resume(returning: name)
-        continuation = nil
+        print("ferry serve: listening on \(listener.address) (pid \(ProcessInfo.processInfo.processIdentifier)); routes: \(peer.router.routes.map(\.description).joined(separator: ", "))")
+        print("Ctrl-C or SIGTERM stops gracefully; SIGUSR2 restarts without downtime")
+        let group = ServiceGroup(configuration: .init(
+            services: [.init(service: peer, successTerminationBehavior: .gracefullyShutdownGroup)],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger))
+        try await group.run()
+        print("ferry serve: stopped (pid \(ProcessInfo.processInfo.processIdentifier))")
     }
 }

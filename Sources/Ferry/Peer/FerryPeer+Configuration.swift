@@ -44,6 +44,9 @@ extension FerryPeer {
         /// How long a graceful shutdown lets in-flight work finish before it closes what is
         /// left. Zero closes at once. Default 30 s.
         public var drainTimeout: Duration
+        /// Whether ``FerryPeer/run()`` answers SIGUSR2 with a zero-downtime
+        /// ``FerryPeer/restart(readyTimeout:)``. Off by default.
+        public var restartsOnSIGUSR2: Bool
 
         /// Creates a configuration; every argument has a production default.
         public init(
@@ -64,7 +67,8 @@ extension FerryPeer {
             maximumSessionAge: Duration? = nil,
             redial: Redial? = nil,
             limits: Limits = Limits(),
-            drainTimeout: Duration = .seconds(30)
+            drainTimeout: Duration = .seconds(30),
+            restartsOnSIGUSR2: Bool = false
         ) {
             self.defaultCodec = defaultCodec
             self.defaultCallTimeout = defaultCallTimeout
@@ -84,6 +88,7 @@ extension FerryPeer {
             self.redial = redial
             self.limits = limits
             self.drainTimeout = drainTimeout
+            self.restartsOnSIGUSR2 = restartsOnSIGUSR2
         }
 
         /// The framing in use.

@@ -4,6 +4,16 @@ import NIOPosix
 import NIOSSL
 import ServiceLifecycle
 import Synchronization
+import UnixSignals
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// `close(2)`, named apart from the many `close` methods in scope.
+func systemClose(_ descriptor: CInt) -> CInt { close(descriptor) }
 
 /// A peer: it listens and dials, and every session it has can CALL and PUSH the remote side,
 /// which can do the same back.
@@ -103,21 +113,25 @@ public final class FerryPeer: Sendable {
                     self.startAccepted(session)
                 }
             }
+        // The socket is opened here rather than by the bootstrap so that a graceful restart can
+        // hand it to a successor process; a successor adopts the one it inherited.
+        let inherited = ListenerHandoff.adopt(address)
+        let descriptor = try inherited ?? ListenerHandoff.openListeningSocket(address, backlog: 256)
         let channel: any Channel
-        switch address {
-        case .tcp(let host, let port):
-            channel = try await bootstrap.bind(host: host, port: port).get()
-        case .unix(let path):
-            channel = try await bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true).get()
+        do {
+            channel = try await bootstrap.withBoundSocket(descriptor).get()
+        } catch {
+            if inherited == nil { _ = systemClose(descriptor) }
+            throw error
         }
         let bound: FerryAddress
         switch address {
         case .tcp(let host, _): bound = .tcp(host: host, port: channel.localAddress?.port ?? 0)
         case .unix: bound = address
         }
-        let listener = FerryListener(address: bound, channel: channel)
+        let listener = FerryListener(address: bound, requestedAddress: address, descriptor: descriptor, channel: channel)
         listeners.withLock { $0.append(listener) }
-        logger.info("listening", metadata: ["address": "\(bound)", "tls": "\(tls != nil)"])
+        logger.info("listening", metadata: ["address": "\(bound)", "tls": "\(tls != nil)", "inherited": "\(inherited != nil)"])
         return listener
     }
 
@@ -242,15 +256,20 @@ public final class FerryPeer: Sendable {
         for listener in listeners { await listener.close() }
         await configuration.hooks.onShutdown?()
 
+        // Tell every accepted session to go away: Ferry clients move to a new connection and
+        // close this one themselves; calls that still arrive are answered 106 (not handled).
+        for session in connections.withLock({ Array($0.values) }) where !session.isDialled {
+            session.sendGoAway()
+        }
         let deadline = ContinuousClock.now + timeout
+        let quietPeriod = min(Self.goAwayQuietPeriod, timeout)
         while true {
             let open = connections.withLock { Array($0.values) }
             if open.isEmpty { break }
             let expired = ContinuousClock.now >= deadline
-            for session in open where expired || session.isIdle {
+            for session in open where expired || session.isDrained(quietFor: quietPeriod) {
                 session.recordCloseReason(expired ? "shutdown: drain timeout expired" : "shutdown")
-                session.channel.close(promise: nil)
-                if !session.isDialled || session.isIdle || expired { await session.close() }
+                await session.close()
             }
             if expired { break }
             try? await Task.sleep(for: .milliseconds(10))
@@ -267,6 +286,26 @@ public final class FerryPeer: Sendable {
     /// Closes every listener and every session at once. Pending calls fail with status 102.
     public func close() async {
         await shutdown(drainTimeout: .zero)
+    }
+
+    /// How long a draining session must have been idle and silent (since the go-away was sent
+    /// and since its last inbound message) before it is closed: long enough for calls the
+    /// remote sent before it saw the go-away to arrive and be answered.
+    static let goAwayQuietPeriod = Duration.milliseconds(250)
+
+    /// The PUSH a draining peer sends to ask the remote to move to another connection.
+    public static let goAwayRoute = "/ferry/goaway"
+
+    /// Restarts without downtime: starts a copy of this process (same executable, arguments
+    /// and environment) that inherits the listening sockets, waits until it listens on them,
+    /// then shuts this peer down gracefully. If the copy does not come up, this peer keeps
+    /// serving and the error is thrown.
+    public func restart(readyTimeout: Duration = .seconds(30)) async throws {
+        let listeners = self.listeners.withLock { $0 }
+        try await ListenerHandoff.startSuccessor(
+            listeners: listeners.map { ($0.requestedAddress, $0.descriptor) }, readyTimeout: readyTimeout, logger: logger)
+        logger.info("successor is listening; draining this process")
+        await shutdown()
     }
 
     // MARK: Internals
@@ -337,14 +376,51 @@ public final class FerryPeer: Sendable {
 }
 
 extension FerryPeer: Service {
+    private enum Trigger: Sendable {
+        case shutdown
+        case restart
+        case cancelled
+    }
+
     /// Runs until a graceful shutdown is requested (SIGTERM or SIGINT in a `ServiceGroup`), then
-    /// drains with ``Configuration/drainTimeout``. Cancellation closes at once.
+    /// drains with ``Configuration/drainTimeout``. With ``Configuration/restartsOnSIGUSR2``,
+    /// SIGUSR2 performs a ``restart(readyTimeout:)``. Cancellation closes at once.
     public func run() async throws {
-        do {
-            try await gracefulShutdown()
-            await shutdown()
-        } catch {
-            await close()
+        while true {
+            let trigger = await withTaskGroup(of: Trigger.self) { group in
+                group.addTask {
+                    do {
+                        try await gracefulShutdown()
+                        return .shutdown
+                    } catch {
+                        return .cancelled
+                    }
+                }
+                if configuration.restartsOnSIGUSR2 {
+                    group.addTask {
+                        for await _ in await UnixSignalsSequence(trapping: .sigusr2) { return .restart }
+                        return .cancelled
+                    }
+                }
+                let first = await group.next() ?? .cancelled
+                group.cancelAll()
+                return first
+            }
+            switch trigger {
+            case .shutdown:
+                await shutdown()
+                return
+            case .cancelled:
+                await close()
+                return
+            case .restart:
+                do {
+                    try await restart()
+                    return
+                } catch {
+                    logger.error("restart failed; still serving", metadata: ["error": "\(error)"])
+                }
+            }
         }
     }
 }
@@ -355,11 +431,14 @@ public enum FerryLifecycleError: Error, Sendable, CustomStringConvertible {
     case shuttingDown
     /// An accepted connection was refused at ``FerryPeer/Limits/maximumConnections``.
     case connectionLimit
+    /// A graceful restart could not start its successor.
+    case restartFailed(String)
 
     public var description: String {
         switch self {
         case .shuttingDown: "the peer is shutting down"
         case .connectionLimit: "the connection limit is reached"
+        case .restartFailed(let reason): "restart failed: \(reason)"
         }
     }
 }

@@ -27,6 +27,8 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
     private struct PendingCall {
         var continuation: CheckedContinuation<FerryMessage, any Error>
         var timeout: Scheduled<Void>?
+        /// The connection the call was written on.
+        var connection: ObjectIdentifier
     }
 
     private struct State {
@@ -44,6 +46,12 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
         var handlersRunning = 0
         var reconnectWaiters = WaiterList<any Channel>()
         var writabilityWaiters = WaiterList<Void>()
+        /// The remote asked this side to leave the current connection (it is draining); a new
+        /// one is being dialled and new calls wait for it.
+        var goingAway = false
+        /// Draining side: when the go-away was sent, and when the last call or push arrived.
+        var goAwaySent: NIODeadline?
+        var lastInbound = NIODeadline.now()
     }
     private let state: Mutex<State>
 
@@ -110,9 +118,18 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
         }
         let timeout = options.timeout ?? peer.configuration.defaultCallTimeout
         let start = ContinuousClock.now
-        let reply: FerryMessage
+        let deadline = NIODeadline.now() + TimeAmount(timeout)
+        var reply: FerryMessage
         do {
-            reply = try await exchange(message, deadline: .now() + TimeAmount(timeout), timeout: timeout)
+            reply = try await exchange(message, deadline: deadline, timeout: timeout)
+            // 106: the remote is draining and did not handle the call. A session that can redial
+            // moves to a new connection and sends the call again there.
+            var resends = 0
+            while reply.status.code == .shuttingDown, canMoveConnection, resends < 3, NIODeadline.now() < deadline {
+                resends += 1
+                leaveConnection(currentChannelID)
+                reply = try await exchange(message, deadline: deadline, timeout: timeout)
+            }
         } catch let status as FerryStatus {
             logExchange("call-out", route: serviceMethod, cost: start.duration(to: .now), bodyOut: body.readableBytes, bodyIn: 0, status: status)
             throw status
@@ -192,10 +209,14 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
     }
 
     private func connectedChannel(before deadline: NIODeadline) async throws -> any Channel {
-        let (phase, channel, reason) = state.withLock { ($0.phase, $0.channel, $0.closeReason) }
+        let (phase, channel, reason, goingAway) = state.withLock { ($0.phase, $0.channel, $0.closeReason, $0.goingAway) }
         switch phase {
-        case .open:
+        case .open where !goingAway:
             return channel
+        case .open:
+            return try await wait(for: \.reconnectWaiters, before: deadline, on: channel.eventLoop) { state in
+                state.phase == .open && !state.goingAway ? state.channel : nil
+            }
         case .closed:
             throw FerryStatus.connectionClosed(reason ?? "")
         case .redialling:
@@ -203,11 +224,7 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
                 throw FerryStatus.connectionClosed("redialling")
             }
             return try await wait(for: \.reconnectWaiters, before: deadline, on: channel.eventLoop) { state in
-                switch state.phase {
-                case .open: state.channel
-                case .redialling: nil
-                case .closed: nil
-                }
+                state.phase == .open && !state.goingAway ? state.channel : nil
             }
         }
     }
@@ -263,7 +280,7 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<FerryMessage, any Error>) in
                 let closedReason: String? = state.withLock { state in
                     if state.phase == .closed { return state.closeReason ?? "" }
-                    state.pending[seq] = PendingCall(continuation: continuation, timeout: nil)
+                    state.pending[seq] = PendingCall(continuation: continuation, timeout: nil, connection: ObjectIdentifier(channel))
                     return nil
                 }
                 if let closedReason {
@@ -303,6 +320,64 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
 
     /// Whether nothing is in progress: no call awaits a reply and no handler runs.
     var isIdle: Bool { state.withLock { $0.pending.isEmpty && $0.handlersRunning == 0 } }
+
+    /// Draining side: idle, and nothing arrived for `quietPeriod` since the go-away was sent or
+    /// since the last refused call, so no call the remote sent before the go-away is still on
+    /// its way.
+    func isDrained(quietFor quietPeriod: Duration) -> Bool {
+        state.withLock { state in
+            guard state.pending.isEmpty, state.handlersRunning == 0 else { return false }
+            let since = max(state.goAwaySent ?? state.lastInbound, state.lastInbound)
+            return NIODeadline.now() - since >= TimeAmount(quietPeriod)
+        }
+    }
+
+    /// Draining side: asks the remote to move to another connection. Ferry peers that can
+    /// redial do so at once; others just see the route as unknown (and calls answered 106).
+    func sendGoAway() {
+        let channel = state.withLock { state in
+            state.goAwaySent = .now()
+            return state.channel
+        }
+        guard let seq = try? nextSeq() else { return }
+        let message = FerryMessage(type: .push, seq: seq, serviceMethod: FerryPeer.goAwayRoute, bodyCodec: defaultCodec)
+        channel.writeAndFlush(message, promise: nil)
+    }
+
+    /// Whether this session can leave a connection for a new one: it dialled and may redial.
+    private var canMoveConnection: Bool {
+        dialTarget != nil && peer.configuration.redial != nil && state.withLock { !$0.closedByThisSide }
+    }
+
+    private var currentChannelID: ObjectIdentifier { ObjectIdentifier(channel) }
+
+    /// The remote is draining: dial a new connection in the background, move new calls to it,
+    /// and close `connection` once its pending calls are answered.
+    func leaveConnection(_ connection: ObjectIdentifier) {
+        guard canMoveConnection, let target = dialTarget, let policy = peer.configuration.redial else { return }
+        let old: (any Channel)? = state.withLock { state in
+            guard ObjectIdentifier(state.channel) == connection, state.phase == .open, !state.goingAway else { return nil }
+            state.goingAway = true
+            return state.channel
+        }
+        guard let old else { return }
+        logger.info("the remote is going away; moving to a new connection")
+        Task {
+            await redial(target, policy: policy)
+            await closeWhenAnswered(old)
+        }
+    }
+
+    /// Closes a replaced connection once no call written on it awaits a reply (or after the
+    /// default call timeout, when none can still be waiting).
+    private func closeWhenAnswered(_ channel: any Channel) async {
+        let id = ObjectIdentifier(channel)
+        let deadline = ContinuousClock.now + peer.configuration.defaultCallTimeout
+        while ContinuousClock.now < deadline, state.withLock({ $0.pending.values.contains { $0.connection == id } }) {
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+        try? await channel.close()
+    }
 
     // MARK: Inbound
 
@@ -358,7 +433,10 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
 
     /// Why a new inbound message may not start a handler, if it may not.
     private func admissionRefusal() -> FerryStatus? {
-        if peer.isDraining { return FerryStatus(.unavailable, "Shutting Down", cause: "the peer is draining") }
+        if peer.isDraining {
+            state.withLock { $0.lastInbound = .now() }
+            return FerryStatus(.shuttingDown, "Shutting Down", cause: "the peer is draining; the call was not handled")
+        }
         guard peer.admitHandler() else {
             return FerryStatus(.unavailable, "Overloaded", cause: "\(peer.configuration.limits.maximumConcurrentHandlers) handlers already running")
         }
@@ -611,31 +689,39 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
         for waiter in waiters { waiter.resume() }
     }
 
-    /// `channel` is gone: fail every pending call at once with 102, then redial or close.
+    /// `channel` is gone: fail every call pending on it at once with 102; if it was the
+    /// current connection, redial or close.
     func connectionClosed(_ channel: any Channel) {
-        let outcome: (pending: [PendingCall], auth: CheckedContinuation<FerryMessage, any Error>?, reason: String, redial: Bool)? = state.withLock { state in
-            guard state.channel === channel, state.phase != .closed else { return nil }
-            let pending = Array(state.pending.values)
-            let auth = state.pendingAuth
-            state.pending = [:]
-            state.pendingAuth = nil
+        let connection = ObjectIdentifier(channel)
+        let outcome: (pending: [PendingCall], auth: CheckedContinuation<FerryMessage, any Error>?, reason: String, current: Bool, redial: Bool) = state.withLock { state in
+            let pendingOnIt = state.pending.filter { $0.value.connection == connection }
+            for seq in pendingOnIt.keys { state.pending[seq] = nil }
             let reason = state.closeReason ?? "connection lost"
-            if state.phase == .redialling { return (pending, auth, reason, false) }
+            guard state.channel === channel, state.phase != .closed else {
+                return (Array(pendingOnIt.values), nil, reason, false, false)
+            }
+            let auth = state.pendingAuth
+            state.pendingAuth = nil
+            // A redial (or a move after a go-away) already in progress owns what happens next.
+            if state.phase == .redialling || state.goingAway {
+                state.phase = .redialling
+                return (Array(pendingOnIt.values), auth, reason, true, false)
+            }
             let redial = dialTarget != nil && peer.configuration.redial != nil && state.ready
                 && !state.closedByThisSide && !peer.isDraining
             if redial {
                 state.phase = .redialling
                 state.closeReason = nil
             }
-            return (pending, auth, reason, redial)
+            return (Array(pendingOnIt.values), auth, reason, true, redial)
         }
-        guard let outcome else { return }
         let status = FerryStatus.connectionClosed(outcome.reason)
         for call in outcome.pending {
             call.timeout?.cancel()
             call.continuation.resume(throwing: status)
         }
         outcome.auth?.resume(throwing: status)
+        guard outcome.current else { return }
         if outcome.redial, let policy = peer.configuration.redial, let target = dialTarget {
             logger.info("connection lost; redialling", metadata: ["reason": "\(outcome.reason)", "failed_calls": "\(outcome.pending.count)"])
             Task { await redial(target, policy: policy) }
@@ -672,6 +758,7 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
                 }
                 let waiters = state.withLock { state in
                     state.phase = .open
+                    state.goingAway = false
                     return state.reconnectWaiters.removeAll()
                 }
                 for waiter in waiters { waiter.resume(returning: channel) }

@@ -18,6 +18,10 @@ final class SessionHandler: ChannelInboundHandler {
             }
             return
         }
+        if message.serviceMethod == FerryPeer.goAwayRoute, message.type == .push {
+            session.leaveConnection(ObjectIdentifier(context.channel))
+            return
+        }
         session.receive(message, from: context.channel)
     }
 

@@ -4,7 +4,7 @@ import NIOCore
 ///
 /// - ping: after `pingInterval` without traffic in either direction, asks the session to send a
 ///   heartbeat;
-/// - silence: after twice the remote's announced heartbeat period without inbound bytes, closes;
+/// - silence: after twice the remote's announced heartbeat period without traffic, closes;
 /// - idle: after `idleTimeout` without traffic in either direction, closes;
 /// - read: while a raw-proto frame is incomplete, closes when no byte of it arrives for
 ///   `readTimeout` (a peer that sends half a frame and stalls);
@@ -140,7 +140,8 @@ final class SessionTimerHandler: ChannelDuplexHandler {
 
     private func checkSilence(_ context: ChannelHandlerContext) {
         guard let limit = silenceLimit else { return }
-        let quiet = NIODeadline.now() - lastRead
+        // As in erpc, this side's own writes count too: a session it keeps busy is not silent.
+        let quiet = NIODeadline.now() - max(lastRead, lastWrite)
         if quiet >= limit {
             context.fireUserInboundEventTriggered(SessionTimerEvent.limitPassed("no heartbeat or traffic for \(limit), twice the announced period"))
         } else {

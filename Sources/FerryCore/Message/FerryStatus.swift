@@ -74,6 +74,9 @@ extension FerryStatus {
         public static let writeFailed: Code = 104
         /// 105: a dial failed; retryable on another node.
         public static let dialFailed: Code = 105
+        /// 106: the peer is shutting down and did not handle the call; safe to retry on another
+        /// connection or node (Ferry).
+        public static let shuttingDown: Code = 106
         /// 400: the message is malformed or its body cannot be decoded.
         public static let badMessage: Code = 400
         /// 401: authentication failed or is missing.
@@ -90,8 +93,8 @@ extension FerryStatus {
         public static let internalServerError: Code = 500
         /// 502: a proxied call failed upstream.
         public static let badGateway: Code = 502
-        /// 503: the peer refused the call unhandled, because it is at its handler bound or
-        /// shutting down; safe to retry elsewhere (Ferry).
+        /// 503: the peer refused the call unhandled because it is at its handler bound; safe to
+        /// retry elsewhere (Ferry).
         public static let unavailable: Code = 503
     }
 }

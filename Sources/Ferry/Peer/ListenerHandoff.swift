@@ -1,0 +1,202 @@
+import Logging
+import NIOCore
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Listening sockets passed from a process to the copy of itself that replaces it.
+///
+/// The parent starts the child with the listening sockets as fds 3, 4, … (and no other
+/// descriptor beyond stdio), announced as `FERRY_INHERITED_LISTENERS=<fd>@<address>;…`, plus a
+/// pipe announced as `FERRY_RESTART_READY_FD=<fd>`, and waits until the child writes one byte to
+/// that pipe: the child does so once it listens on every inherited socket. Then the parent stops accepting and drains.
+/// Both processes accept from the same kernel socket meanwhile, so no connection is refused.
+enum ListenerHandoff {
+    static let listenersVariable = "FERRY_INHERITED_LISTENERS"
+    static let readyVariable = "FERRY_RESTART_READY_FD"
+
+    /// What this process inherited, parsed once from the environment.
+    private static let inherited = Mutex<Inheritance>(Inheritance.fromEnvironment())
+
+    private struct Inheritance {
+        var descriptors: [String: CInt] = [:]
+        var readyDescriptor: CInt?
+
+        static func fromEnvironment() -> Inheritance {
+            var result = Inheritance()
+            if let text = getenv(listenersVariable).map({ String(cString: $0) }) {
+                for entry in text.split(separator: ";") {
+                    let parts = entry.split(separator: "@", maxSplits: 1)
+                    if parts.count == 2, let fd = CInt(parts[0]) { result.descriptors[String(parts[1])] = fd }
+                }
+            }
+            result.readyDescriptor = getenv(readyVariable).flatMap { CInt(String(cString: $0)) }
+            // Children of this process must not see stale descriptors.
+            unsetenv(listenersVariable)
+            unsetenv(readyVariable)
+            return result
+        }
+    }
+
+    /// Takes the inherited socket for `address`, if there is one; tells the parent once every
+    /// inherited socket is taken.
+    static func adopt(_ address: FerryAddress) -> CInt? {
+        let (fd, readyFD): (CInt?, CInt?) = inherited.withLock { state in
+            guard let fd = state.descriptors.removeValue(forKey: address.description) else { return (nil, nil) }
+            guard state.descriptors.isEmpty, let ready = state.readyDescriptor else { return (fd, nil) }
+            state.readyDescriptor = nil
+            return (fd, ready)
+        }
+        if let readyFD {
+            var byte: UInt8 = 1
+            _ = write(readyFD, &byte, 1)
+            close(readyFD)
+        }
+        return fd
+    }
+
+    /// Opens a listening socket for `address` (close-on-exec, so only deliberate duplicates are
+    /// inherited).
+    static func openListeningSocket(_ address: FerryAddress, backlog: CInt) throws -> CInt {
+        let socketAddress: SocketAddress
+        switch address {
+        case .tcp(let host, let port):
+            socketAddress = try SocketAddress.makeAddressResolvingHost(host, port: port)
+        case .unix(let path):
+            socketAddress = try SocketAddress(unixDomainSocketPath: path)
+            unlink(path)
+        }
+        #if canImport(Darwin)
+        let type = SOCK_STREAM
+        #else
+        let type = CInt(SOCK_STREAM.rawValue) | CInt(SOCK_CLOEXEC.rawValue)
+        #endif
+        let fd = socket(CInt(socketAddress.protocol.rawValue), type, 0)
+        guard fd >= 0 else { throw POSIXFailure(call: "socket", errno: errno) }
+        do {
+            if case .tcp = address {
+                var one: CInt = 1
+                guard setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<CInt>.size)) == 0 else {
+                    throw POSIXFailure(call: "setsockopt", errno: errno)
+                }
+            }
+            let bound = socketAddress.withSockAddr { pointer, length in bind(fd, pointer, socklen_t(length)) }
+            guard bound == 0 else { throw POSIXFailure(call: "bind \(address)", errno: errno) }
+            guard listen(fd, backlog) == 0 else { throw POSIXFailure(call: "listen", errno: errno) }
+        } catch {
+            close(fd)
+            throw error
+        }
+        return fd
+    }
+
+    /// Starts a copy of this process that inherits `listeners` (requested address → socket),
+    /// and waits until it listens on all of them.
+    static func startSuccessor(listeners: [(address: FerryAddress, fd: CInt)], readyTimeout: Duration, logger: Logger) async throws {
+        var pipeEnds: [CInt] = [0, 0]
+        guard pipe(&pipeEnds) == 0 else { throw POSIXFailure(call: "pipe", errno: errno) }
+        let (readEnd, writeEnd) = (pipeEnds[0], pipeEnds[1])
+        _ = fcntl(readEnd, F_SETFD, FD_CLOEXEC)
+        _ = fcntl(writeEnd, F_SETFD, FD_CLOEXEC)
+        defer {
+            close(readEnd)
+            close(writeEnd)
+        }
+        // The successor receives exactly stdin, stdout, stderr and these, as fds 3, 4, …: the
+        // listening sockets, then the ready pipe.
+        let handedOver = listeners.map(\.fd) + [writeEnd]
+        var entries: [String] = []
+        for (index, listener) in listeners.enumerated() { entries.append("\(3 + index)@\(listener.address)") }
+        var environment = ProcessEnvironment.current.filter { !$0.hasPrefix("\(listenersVariable)=") && !$0.hasPrefix("\(readyVariable)=") }
+        environment.append("\(listenersVariable)=\(entries.joined(separator: ";"))")
+        environment.append("\(readyVariable)=\(3 + listeners.count)")
+        let pid = try spawnSelf(environment: environment, handingOver: handedOver)
+        logger.info("started a successor process", metadata: ["pid": "\(pid)", "listeners": "\(listeners.map { "\($0.address)" }.joined(separator: ";"))"])
+
+        // Wait for the ready byte without blocking a thread of the cooperative pool.
+        let deadline = ContinuousClock.now + readyTimeout
+        var descriptor = pollfd(fd: readEnd, events: Int16(POLLIN), revents: 0)
+        while ContinuousClock.now < deadline {
+            if poll(&descriptor, 1, 0) > 0 {
+                var byte: UInt8 = 0
+                if read(readEnd, &byte, 1) == 1 { return }
+                throw FerryLifecycleError.restartFailed("the successor exited before it was ready")
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        throw FerryLifecycleError.restartFailed("the successor was not ready within \(readyTimeout)")
+    }
+
+    /// Spawns `/proc/self/exe` with this process's arguments; the child gets `descriptors` as
+    /// fds 3, 4, … and no other descriptor beyond stdin, stdout and stderr.
+    private static func spawnSelf(environment: [String], handingOver descriptors: [CInt]) throws -> pid_t {
+        // Copies above any target number first, so moving them to 3, 4, … cannot clobber a
+        // source that is still needed; the copies are closed with everything else above.
+        let firstFree = CInt(3 + descriptors.count)
+        var copies: [CInt] = []
+        defer { for fd in copies { close(fd) } }
+        for fd in descriptors {
+            let copy = fcntl(fd, F_DUPFD_CLOEXEC, max(firstFree, 64))
+            guard copy >= 0 else { throw POSIXFailure(call: "fcntl(F_DUPFD)", errno: errno) }
+            copies.append(copy)
+        }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        for (index, copy) in copies.enumerated() {
+            posix_spawn_file_actions_adddup2(&actions, copy, CInt(3 + index))
+        }
+        try closeFrom(firstFree, in: &actions)
+
+        let arguments = CommandLine.arguments
+        var pid: pid_t = 0
+        let argv = arguments.map { strdup($0) } + [nil]
+        let envp = environment.map { strdup($0) } + [nil]
+        defer {
+            for pointer in argv { free(pointer) }
+            for pointer in envp { free(pointer) }
+        }
+        let result = posix_spawn(&pid, "/proc/self/exe", &actions, nil, argv, envp)
+        guard result == 0 else { throw POSIXFailure(call: "posix_spawn", errno: result) }
+        return pid
+    }
+
+    /// Adds "close every fd from `lowest` up" to `actions` (glibc's
+    /// `posix_spawn_file_actions_addclosefrom_np`, which the C module does not export).
+    private static func closeFrom(_ lowest: CInt, in actions: inout posix_spawn_file_actions_t) throws {
+        typealias AddCloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, CInt) -> CInt
+        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addclosefrom_np") else {
+            throw FerryLifecycleError.restartFailed("this C library cannot close inherited descriptors (needs glibc 2.34)")
+        }
+        let addCloseFrom = unsafeBitCast(symbol, to: AddCloseFrom.self)
+        let result = addCloseFrom(&actions, lowest)
+        guard result == 0 else { throw POSIXFailure(call: "posix_spawn_file_actions_addclosefrom_np", errno: result) }
+    }
+}
+
+/// The environment of this process as `NAME=value` strings.
+private enum ProcessEnvironment {
+    static var current: [String] {
+        var result: [String] = []
+        var pointer = environ
+        while let entry = pointer.pointee {
+            result.append(String(cString: entry))
+            pointer += 1
+        }
+        return result
+    }
+}
+
+/// A failed system call.
+struct POSIXFailure: Error, CustomStringConvertible {
+    var call: String
+    var errno: CInt
+
+    var description: String { "\(call) failed: \(String(cString: strerror(errno)))" }
+}

@@ -1,0 +1,144 @@
+import Ferry
+import Foundation
+import Synchronization
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A `ferry serve` process started by a test; killed on `stop()`.
+private struct ServerProcess {
+    let process: Process
+    let port: Int
+    let directory: TemporaryDirectory
+
+    /// What the server processes (old and new) logged.
+    var log: String { (try? String(contentsOfFile: directory.path("serve.log"), encoding: .utf8)) ?? "" }
+
+    /// The `ferry` executable built beside the test bundle.
+    static var executable: URL {
+        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("ferry")
+    }
+
+    static func start(drainTimeout: String = "5s") throws -> ServerProcess {
+        let port = try freePort()
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = ["serve", "--listen", "127.0.0.1:\(port)", "--drain-timeout", drainTimeout, "--log-level", "info"]
+        let directory = try TemporaryDirectory()
+        FileManager.default.createFile(atPath: directory.path("serve.log"), contents: nil)
+        let log = try #require(FileHandle(forWritingAtPath: directory.path("serve.log")))
+        process.standardOutput = log
+        process.standardError = log
+        try process.run()
+        return ServerProcess(process: process, port: port, directory: directory)
+    }
+
+    /// A port nobody listens on right now.
+    static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+        }
+        guard bound else { throw POSIXError(.EADDRINUSE) }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+}
+
+/// A counter shared by concurrent callers.
+private final class LoadCounter: Sendable {
+    private let count = Atomic<Int>(0)
+    func increment() { count.wrappingAdd(1, ordering: .relaxed) }
+    var value: Int { count.load(ordering: .relaxed) }
+}
+
+@Suite("Graceful restart with real processes")
+struct GracefulRestartTests {
+    @Test("SIGUSR2 hands the listening socket to a new process under steady load, and no call fails")
+    func restartUnderLoad() async throws {
+        try #require(FileManager.default.isExecutableFile(atPath: ServerProcess.executable.path), "build the ferry executable first (swift build)")
+        let server = try ServerProcess.start()
+        let client = FerryPeer(
+            configuration: .init(
+                defaultCallTimeout: .seconds(5),
+                redial: .init(maximumAttempts: 50, baseDelay: .milliseconds(20), maximumDelay: .milliseconds(200))),
+            logger: quietLogger())
+        let address = FerryAddress.tcp(host: "127.0.0.1", port: server.port)
+        let session = try await eventuallyConnected(client, address)
+        let parentPID = try await session.call("/process", (), as: Int.self)
+        #expect(parentPID == Int(server.process.processIdentifier))
+
+        let calls = LoadCounter()
+        let failures = Recorder<String>()
+        let servingPIDs = Recorder<Int>()
+        let stop = LoadCounter()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for caller in 0..<8 {
+                group.addTask {
+                    var sequence = 0
+                    while stop.value == 0 {
+                        sequence += 1
+                        do {
+                            if sequence % 20 == 0 {
+                                servingPIDs.append(try await session.call("/process", (), as: Int.self))
+                            } else {
+                                let text = "caller \(caller) call \(sequence)"
+                                let echoed: String = try await session.call("/echo", text, options: FerryCallOptions(codec: .plain))
+                                if echoed != text { failures.append("wrong echo: \(echoed)") }
+                            }
+                            calls.increment()
+                        } catch {
+                            failures.append("\(error)")
+                        }
+                    }
+                }
+            }
+            try await Task.sleep(for: .milliseconds(500))
+            kill(server.process.processIdentifier, SIGUSR2)
+            // The old process drains and exits; keep the load on until then and a while after.
+            let exited = await eventuallyTrue(within: .seconds(15)) { !server.process.isRunning }
+            #expect(exited, "the old process should exit after draining; log:\n\(server.log)")
+            try await Task.sleep(for: .milliseconds(700))
+            stop.increment()
+            try await group.waitForAll()
+        }
+
+        let childPID = try await session.call("/process", (), as: Int.self)
+        defer {
+            kill(pid_t(childPID), SIGTERM)
+            server.directory.remove()
+        }
+        #expect(childPID != parentPID)
+        #expect(failures.all.isEmpty, "failed calls: \(failures.all.prefix(5)); log:\n\(server.log)")
+        #expect(calls.value > 200)
+        #expect(Set(servingPIDs.all) == [parentPID, childPID], "calls were served by both processes")
+        await client.close()
+    }
+
+    private func eventuallyConnected(_ peer: FerryPeer, _ address: FerryAddress) async throws -> FerrySession {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while true {
+            do {
+                return try await peer.dial(address)
+            } catch where ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(50))
+            }
+        }
+    }
+
+    private func eventuallyTrue(within limit: Duration, _ condition: () -> Bool) async -> Bool {
+        let deadline = ContinuousClock.now + limit
+        while ContinuousClock.now < deadline {
+            if condition() { return true }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return condition()
+    }
+}
