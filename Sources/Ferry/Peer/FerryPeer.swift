@@ -109,6 +109,7 @@ public final class FerryPeer: Sendable {
                     }
                     let session = FerrySession(channel: channel, peer: self, isDialled: false, remoteAddress: remote, dialTarget: nil)
                     try addSessionHandlers(to: channel, session: session)
+                    track(session)
                     acceptedCount.wrappingAdd(1, ordering: .relaxed)
                     self.startAccepted(session)
                 }
@@ -168,9 +169,20 @@ public final class FerryPeer: Sendable {
             throw FerryStatus(.dialFailed, "Dial Failed", cause: "TLS configuration: \(error)")
         }
         let channel = try await connect(target, reusing: nil)
-        let session = try await channel.eventLoop.submit {
-            try channel.pipeline.syncOperations.handler(type: SessionHandler.self).session
-        }.get()
+        let session: FerrySession
+        do {
+            session = try await channel.eventLoop.submit {
+                try channel.pipeline.syncOperations.handler(type: SessionHandler.self).session
+            }.get()
+        } catch {
+            // The remote closed at once (a connection limit, an accept hook): the pipeline is gone.
+            throw FerryStatus(.dialFailed, "Dial Failed", cause: "\(address): the connection closed while it was set up")
+        }
+        track(session)
+        guard channel.isActive else {
+            connections.withLock { $0[ObjectIdentifier(session)] = nil }
+            throw FerryStatus(.dialFailed, "Dial Failed", cause: "\(address): the connection closed while it was set up")
+        }
         do {
             try await configuration.hooks.onDial?(session)
             if let auth = configuration.auth, let credential = auth.credential {
@@ -219,13 +231,15 @@ public final class FerryPeer: Sendable {
 
     // MARK: Lifecycle
 
-    /// Whether a graceful shutdown has begun: inbound calls are refused with 503.
+    /// Whether a graceful shutdown has begun: inbound calls are refused with 106.
     public var isDraining: Bool { draining.load(ordering: .relaxed) }
 
-    /// Shuts down gracefully: stops accepting, runs the `onShutdown` hook, answers new inbound
-    /// calls with 503 "Shutting Down", lets running handlers finish and their replies go out,
-    /// closes sessions as they become idle, and closes the rest when `drainTimeout` (default:
-    /// the configured one) expires. Calling it again waits for the first call to finish.
+    /// Shuts down gracefully: stops accepting, runs the `onShutdown` hook, asks every accepted
+    /// session to go away (a `/ferry/goaway` push: redialling Ferry clients move to another
+    /// connection), answers new inbound calls with 106 "Shutting Down" (not handled, safe to
+    /// retry), lets running handlers finish and their replies go out, closes sessions once they
+    /// are idle and quiet, and closes the rest when `drainTimeout` (default: the configured one)
+    /// expires. Calling it again waits for the first call to finish.
     public func shutdown(drainTimeout: Duration? = nil) async {
         let first: Bool = shutdownFinished.withLock { progress in
             guard case .running = progress else { return false }
@@ -329,8 +343,16 @@ public final class FerryPeer: Sendable {
             SessionHandler(session: session),
         ]
         try channel.pipeline.syncOperations.addHandlers(handlers)
+    }
+
+    /// Tracks a session whose connection exists, so shutdown reaches it. (A dial that never
+    /// connects builds a pipeline too, but must leave no trace.)
+    private func track(_ session: FerrySession) {
         connections.withLock { $0[ObjectIdentifier(session)] = session }
     }
+
+    /// The number of connections (ready or not) this peer holds.
+    var connectionCount: Int { connections.withLock { $0.count } }
 
     /// Takes a handler slot; false when the peer is at its handler bound.
     func admitHandler() -> Bool {

@@ -149,13 +149,28 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
             message.seq = try nextSeq()
             try prepareForWrite(&message)
             let channel = try await writableChannel(before: deadline)
-            try await channel.writeAndFlush(message)
+            try await write(message, on: channel, before: deadline)
             logExchange("push-out", route: serviceMethod, cost: start.duration(to: .now), bodyOut: body.readableBytes, bodyIn: 0, status: .ok)
         } catch {
             let status = failure(for: error)
             logExchange("push-out", route: serviceMethod, cost: start.duration(to: .now), bodyOut: body.readableBytes, bodyIn: 0, status: status)
             throw status
         }
+    }
+
+    /// Writes `message` and waits until the socket took it, failing with 408 at `deadline` if a
+    /// remote that does not read keeps it queued.
+    private func write(_ message: FerryMessage, on channel: any Channel, before deadline: NIODeadline) async throws {
+        let outcome = channel.eventLoop.makePromise(of: Void.self)
+        // Both callbacks run on the channel's event loop, where a second completion is ignored.
+        let timer = channel.eventLoop.scheduleTask(deadline: deadline) {
+            outcome.fail(FerryStatus(.timedOut, "Timeout", cause: "the message was still queued at its deadline"))
+        }
+        channel.writeAndFlush(message).whenComplete { result in
+            timer.cancel()
+            outcome.completeWith(result)
+        }
+        try await outcome.futureResult.get()
     }
 
     private func nextSeq() throws -> Int32 {
@@ -315,8 +330,11 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
         call.continuation.resume(throwing: status)
     }
 
-    /// The number of calls waiting for a reply.
-    var pendingCallCount: Int { state.withLock { $0.pending.count } }
+    /// What the session is holding on to: calls awaiting replies and suspended senders. All
+    /// zero when nothing is in progress; tests use it to show nothing leaks.
+    var outstanding: (pendingCalls: Int, reconnectWaiters: Int, writabilityWaiters: Int, handlers: Int) {
+        state.withLock { ($0.pending.count, $0.reconnectWaiters.count, $0.writabilityWaiters.count, $0.handlersRunning) }
+    }
 
     /// Whether nothing is in progress: no call awaits a reply and no handler runs.
     var isIdle: Bool { state.withLock { $0.pending.isEmpty && $0.handlersRunning == 0 } }
@@ -507,8 +525,18 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
                 return
             }
         }
-        let written = writeReply(reply, on: channel)
-        try? await written.get()
+        var reply = reply
+        do {
+            try prepareForWrite(&reply)
+        } catch {
+            reply = errorReply(to: reply, (error as? FerryStatus) ?? .writeFailed("\(error)"))
+        }
+        let deadline = NIODeadline.now() + TimeAmount(peer.configuration.defaultCallTimeout)
+        do {
+            try await write(reply, on: channel, before: deadline)
+        } catch {
+            logger.debug("could not write a reply", metadata: ["seq": "\(reply.seq)", "error": "\(error)"])
+        }
     }
 
     @discardableResult
@@ -751,15 +779,29 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
             guard state.withLock({ !$0.closedByThisSide }), !peer.isDraining else { break }
             do {
                 let channel = try await peer.connect(target, reusing: self)
-                state.withLock { $0.channel = channel }
+                let stillWanted = state.withLock { state in
+                    guard !state.closedByThisSide, state.phase != .closed else { return false }
+                    state.channel = channel
+                    return true
+                }
+                guard stillWanted else {
+                    try? await channel.close()
+                    return
+                }
                 try await peer.configuration.hooks.onDial?(self)
                 if let auth = peer.configuration.auth, let credential = auth.credential {
                     try await authenticate(credential: try await credential(), timeout: auth.timeout, on: channel)
                 }
-                let waiters = state.withLock { state in
+                let waiters: [CheckedContinuation<any Channel, any Error>]? = state.withLock { state in
+                    // Closed by this side while the connection was being made: stay closed.
+                    guard !state.closedByThisSide, state.phase != .closed else { return nil }
                     state.phase = .open
                     state.goingAway = false
                     return state.reconnectWaiters.removeAll()
+                }
+                guard let waiters else {
+                    try? await channel.close()
+                    return
                 }
                 for waiter in waiters { waiter.resume(returning: channel) }
                 logger.info("redialled", metadata: ["attempt": "\(attempt + 1)"])

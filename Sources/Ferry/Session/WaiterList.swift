@@ -14,6 +14,8 @@ struct WaiterList<Value> {
         waiters.removeValue(forKey: id)
     }
 
+    var count: Int { waiters.count }
+
     mutating func removeAll() -> [CheckedContinuation<Value, any Error>] {
         defer { waiters = [:] }
         return Array(waiters.values)

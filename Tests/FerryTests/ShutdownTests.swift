@@ -1,0 +1,200 @@
+import Ferry
+import Logging
+import NIOCore
+import ServiceLifecycle
+import Testing
+
+@Suite("Graceful shutdown")
+struct ShutdownTests {
+    /// The status of a call refused because the peer is draining: 106 "Shutting Down" (not
+    /// handled, safe to retry), as ``FerryPeer/shutdown(drainTimeout:)`` documents.
+    static let drainRefusal = FerryStatus(.shuttingDown, "Shutting Down")
+
+    /// A `/work` route whose handlers wait for the gate, then sleep a little and answer "done".
+    final class GatedRoute: Sendable {
+        let gate = Signal<Void>()
+        let started = Counter()
+        let finished = Counter()
+
+        func register(on router: FerryRouter) {
+            router.call("/work") { [gate, started, finished] (_: Void, _: FerryContext) async -> String in
+                started.increment()
+                await gate.wait()
+                try? await Task.sleep(for: .milliseconds(100))
+                finished.increment()
+                return "done"
+            }
+        }
+    }
+
+    @Test("shutdown lets an in-flight handler finish and its reply reach the client, refuses new calls with 106, stops accepting, and closes idle sessions promptly")
+    func drainsInFlightWork() async throws {
+        let route = GatedRoute()
+        let hookRuns = Counter()
+        var configuration = FerryPeer.Configuration()
+        configuration.hooks.onShutdown = { hookRuns.increment() }
+        let (server, listener) = try await makeServer(configuration) { route.register(on: $0) }
+        let busyClient = FerryPeer(logger: quietLogger())
+        let idleClient = FerryPeer(logger: quietLogger())
+        let lateClient = FerryPeer(logger: quietLogger())
+        defer { route.gate.fulfil(()) }
+        let busy = try await busyClient.dial(listener.address)
+        let idle = try await idleClient.dial(listener.address)
+        #expect(await eventually { server.hub.count == 2 })
+
+        let inFlight = Task { try await busy.call("/work", (), as: String.self, options: .timeout(.seconds(5))) }
+        #expect(await eventually { route.started.count == 1 })
+
+        let start = ContinuousClock.now
+        let shutdown = Task { await server.shutdown(drainTimeout: .seconds(4)) }
+        #expect(await eventually { hookRuns.count == 1 }, "the shutdown hook runs")
+
+        // Idle sessions go at once, well before the drain timeout.
+        #expect(await eventually(timeout: .seconds(1)) { !idle.isActive }, "the idle session is closed promptly")
+        // A new call on the busy session is refused, unhandled.
+        let refused = try await busy.callForReply("/work", (), options: .timeout(.seconds(2)))
+        #expect(refused.status.code == Self.drainRefusal.code, "got \(refused.status)")
+        #expect(refused.status.message == Self.drainRefusal.message)
+        #expect(route.started.count == 1, "the refused call never reached its handler")
+        // The listener no longer accepts.
+        let dial = await statusThrown { try await lateClient.dial(listener.address) }
+        #expect(dial?.code == .dialFailed, "a new dial fails with 105: \(String(describing: dial))")
+
+        // The in-flight handler finishes and its reply arrives.
+        route.gate.fulfil(())
+        #expect(try await inFlight.value == "done")
+        #expect(route.finished.count == 1)
+        try await withDeadline(.seconds(3), "shutdown") { await shutdown.value }
+        let took = start.duration(to: .now)
+        #expect(took < .seconds(3), "shutdown ends when the work is done, not at the drain timeout (\(took))")
+        #expect(!busy.isActive, "the busy session is closed once its work is done")
+        #expect(server.hub.count == 0)
+        #expect(hookRuns.count == 1)
+
+        await busyClient.close()
+        await idleClient.close()
+        await lateClient.close()
+        await server.close()
+    }
+
+    @Test("a handler running past the drain timeout is cut off: the call fails with 102 at about the timeout")
+    func drainTimeoutCutsOff() async throws {
+        let route = GatedRoute()
+        let (server, listener) = try await makeServer { route.register(on: $0) }
+        defer { route.gate.fulfil(()) }
+        let client = FerryPeer(logger: quietLogger())
+        let session = try await client.dial(listener.address)
+
+        let start = Signal<ContinuousClock.Instant>()
+        let call = Task {
+            let status = await statusThrown { try await session.call("/work", (), as: String.self, options: .timeout(.seconds(5))) }
+            return (status, (start.current ?? .now).duration(to: .now))
+        }
+        #expect(await eventually { route.started.count == 1 })
+        start.fulfil(.now)
+        let (_, shutdownTook) = await timed { await server.shutdown(drainTimeout: .milliseconds(500)) }
+        let (status, failedAfter) = try await withDeadline(.seconds(3), "the cut-off call") { await call.value }
+        #expect(status?.code == .connectionClosed, "got \(String(describing: status))")
+        #expect(failedAfter >= .milliseconds(400), "not before the drain timeout (\(failedAfter))")
+        #expect(failedAfter < .milliseconds(2500), "at about the drain timeout (\(failedAfter))")
+        #expect(shutdownTook >= .milliseconds(400) && shutdownTook < .milliseconds(2500), "shutdown took \(shutdownTook)")
+        await client.close()
+        await server.close()
+    }
+
+    @Test("drainTimeout zero closes everything at once")
+    func zeroDrainTimeout() async throws {
+        let route = GatedRoute()
+        let (server, listener) = try await makeServer { route.register(on: $0) }
+        defer { route.gate.fulfil(()) }
+        let client = FerryPeer(logger: quietLogger())
+        let session = try await client.dial(listener.address)
+        let call = Task { await statusThrown { try await session.call("/work", (), as: String.self, options: .timeout(.seconds(5))) } }
+        #expect(await eventually { route.started.count == 1 })
+
+        let (_, took) = await timed { await server.shutdown(drainTimeout: .zero) }
+        #expect(took < .milliseconds(500), "no drain at all (\(took))")
+        let status = try await withDeadline(.seconds(2), "the call") { await call.value }
+        #expect(status?.code == .connectionClosed)
+        #expect(await eventually(timeout: .seconds(1)) { !session.isActive })
+        await client.close()
+        await server.close()
+    }
+
+    @Test("the shutdown hook runs once, after the listener stops accepting and before sessions close")
+    func shutdownHookOrder() async throws {
+        struct Observation: Sendable {
+            var dialStatus: FerryStatus?
+            var sessionsOpen: Int
+            var clientActive: Bool
+        }
+        let observed = Recorder<Observation>()
+        let address = Box<FerryAddress>()
+        let clientSession = Box<FerrySession>()
+        let server = Box<FerryPeer>()
+        var configuration = FerryPeer.Configuration()
+        configuration.hooks.onShutdown = {
+            let prober = FerryPeer(logger: quietLogger())
+            let status: FerryStatus?
+            do {
+                _ = try await prober.dial(address.value!)
+                status = nil
+            } catch {
+                status = error as? FerryStatus
+            }
+            await prober.close()
+            observed.append(Observation(
+                dialStatus: status, sessionsOpen: server.value?.hub.count ?? -1,
+                clientActive: clientSession.value?.isActive ?? false))
+        }
+        let (peer, listener) = try await makeServer(configuration)
+        server.value = peer
+        address.value = listener.address
+        let client = FerryPeer(logger: quietLogger())
+        let session = try await client.dial(listener.address)
+        clientSession.value = session
+        #expect(await eventually { peer.hub.count == 1 })
+
+        // Two shutdowns at once: the hook still runs once, and both return.
+        async let first: Void = peer.shutdown(drainTimeout: .seconds(2))
+        async let second: Void = peer.shutdown(drainTimeout: .seconds(2))
+        _ = await (first, second)
+
+        #expect(observed.count == 1, "the hook runs once")
+        let seen = try #require(observed.all.first)
+        #expect(seen.dialStatus?.code == .dialFailed, "the listener is closed when the hook runs: \(String(describing: seen.dialStatus))")
+        #expect(seen.sessionsOpen == 1, "sessions are still open when the hook runs")
+        #expect(seen.clientActive, "the client's session is still connected when the hook runs")
+        #expect(await eventually(timeout: .seconds(1)) { !session.isActive }, "the idle session is closed after the hook")
+        await client.close()
+        await peer.close()
+    }
+
+    @Test("as a Service in a ServiceGroup, graceful shutdown lets in-flight work complete and run() returns")
+    func serviceGroupGracefulShutdown() async throws {
+        let route = GatedRoute()
+        let (server, listener) = try await makeServer(FerryPeer.Configuration(drainTimeout: .seconds(5))) { route.register(on: $0) }
+        defer { route.gate.fulfil(()) }
+        let group = ServiceGroup(services: [server], gracefulShutdownSignals: [], cancellationSignals: [], logger: quietLogger())
+        let running = Task { try await group.run() }
+
+        let client = FerryPeer(logger: quietLogger())
+        let session = try await client.dial(listener.address)
+        let inFlight = Task { try await session.call("/work", (), as: String.self, options: .timeout(.seconds(5))) }
+        #expect(await eventually { route.started.count == 1 })
+
+        await group.triggerGracefulShutdown()
+        #expect(await eventually { server.isDraining }, "the peer starts draining")
+        let refused = try await session.callForReply("/math/add", AddArgs(a: 1, b: 2), options: .timeout(.seconds(2)))
+        #expect(refused.status.code == Self.drainRefusal.code, "got \(refused.status)")
+        #expect(refused.status.message == Self.drainRefusal.message)
+        #expect(!running.isCancelled)
+
+        route.gate.fulfil(())
+        #expect(try await inFlight.value == "done", "the in-flight call completes")
+        try await withDeadline(.seconds(4), "ServiceGroup.run") { try await running.value }
+        #expect(await eventually(timeout: .seconds(1)) { !session.isActive })
+        await client.close()
+        await server.close()
+    }
+}
