@@ -47,7 +47,9 @@ struct ChaosTests {
                     }
                 }
             }
-            try await Task.sleep(for: .milliseconds(500))
+            // Kill only once the load runs (with calls sitting in /slow on the server).
+            let loaded = await eventually(timeout: .seconds(10)) { outcomes.count > 40 }
+            #expect(loaded, "the load reached the server")
             kill(first.process.processIdentifier, SIGKILL)
             let killedAt = ContinuousClock.now
             try await Task.sleep(for: .milliseconds(400))

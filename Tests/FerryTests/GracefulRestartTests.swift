@@ -41,7 +41,7 @@ struct GracefulRestartTests {
                     while stop.value == 0 {
                         sequence += 1
                         do {
-                            if sequence % 20 == 0 {
+                            if caller == 0 || sequence % 20 == 0 {
                                 servingPIDs.append(try await session.call("/process", (), as: Int.self))
                             } else {
                                 let text = "caller \(caller) call \(sequence)"
@@ -55,7 +55,9 @@ struct GracefulRestartTests {
                     }
                 }
             }
-            try await Task.sleep(for: .milliseconds(500))
+            // Restart only once the old process is demonstrably serving the load.
+            let loaded = await eventually(timeout: .seconds(10)) { servingPIDs.all.contains(parentPID) && calls.value > 100 }
+            #expect(loaded, "the load reached the old process")
             kill(server.process.processIdentifier, SIGUSR2)
             // The old process drains and exits; keep the load on until then and a while after.
             let exited = await eventuallyTrue(within: .seconds(15)) { !server.process.isRunning }

@@ -15,6 +15,9 @@ import Darwin
 /// `close(2)`, named apart from the many `close` methods in scope.
 func systemClose(_ descriptor: CInt) -> CInt { close(descriptor) }
 
+/// `listen(2)`, named apart from ``FerryPeer/listen(_:tls:)``.
+func systemListen(_ descriptor: CInt, _ backlog: CInt) -> CInt { listen(descriptor, backlog) }
+
 /// A peer: it listens and dials, and every session it has can CALL and PUSH the remote side,
 /// which can do the same back.
 ///
@@ -87,10 +90,9 @@ public final class FerryPeer: Sendable {
         if case .unix = address { isUnix = true } else { isUnix = false }
         let unixCounter = Atomic<Int>(0)
         let bootstrap = ServerBootstrap(group: eventLoopGroup)
-            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.backlog, value: Self.acceptBacklog)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.so_keepalive), value: 1)
-            .childChannelOption(.autoRead, value: false)
             .childChannelOption(.writeBufferWaterMark, value: waterMark)
             .childChannelInitializer { [self] channel in
                 if let limit = configuration.limits.maximumConnections,
@@ -117,10 +119,13 @@ public final class FerryPeer: Sendable {
         // The socket is opened here rather than by the bootstrap so that a graceful restart can
         // hand it to a successor process; a successor adopts the one it inherited.
         let inherited = ListenerHandoff.adopt(address)
-        let descriptor = try inherited ?? ListenerHandoff.openListeningSocket(address, backlog: 256)
+        let descriptor = try inherited ?? ListenerHandoff.openListeningSocket(address, backlog: Self.acceptBacklog)
         let channel: any Channel
         do {
             channel = try await bootstrap.withBoundSocket(descriptor).get()
+            // Registering an adopted socket listens again with NIO's own backlog; ask once more
+            // for ours (on Linux a second listen() only changes the queue length).
+            _ = systemListen(descriptor, Self.acceptBacklog)
         } catch {
             if inherited == nil { _ = systemClose(descriptor) }
             throw error
@@ -136,24 +141,34 @@ public final class FerryPeer: Sendable {
         return listener
     }
 
+    /// Runs the accept hook (if any) before the session's messages are handled, then lets the
+    /// session in: into the hub, or to the auth handshake.
     private func startAccepted(_ session: FerrySession) {
+        guard let hook = configuration.hooks.onAccept else {
+            admitAccepted(session)
+            return
+        }
         Task {
             do {
-                try await configuration.hooks.onAccept?(session)
+                try await hook(session)
             } catch {
                 logger.info("connection rejected by the accept hook", metadata: ["remote": "\(session.remoteAddress)", "error": "\(error)"])
                 session.recordCloseReason("rejected by the accept hook: \(error)")
                 try? await session.channel.close()
                 return
             }
-            if let auth = configuration.auth, auth.verify != nil {
-                session.enforceAuthDeadline(auth.timeout)
-            } else {
-                sessionReady(session)
-            }
-            logger.debug("session accepted", metadata: ["remote": "\(session.remoteAddress)"])
-            session.channel.setOption(.autoRead, value: true).whenFailure { _ in }
+            admitAccepted(session)
         }
+    }
+
+    private func admitAccepted(_ session: FerrySession) {
+        if let auth = configuration.auth, auth.verify != nil {
+            session.enforceAuthDeadline(auth.timeout)
+        } else {
+            sessionReady(session)
+        }
+        session.admit()
+        logger.debug("session accepted", metadata: ["remote": "\(session.remoteAddress)"])
     }
 
     // MARK: Dialling
@@ -306,6 +321,11 @@ public final class FerryPeer: Sendable {
     /// and since its last inbound message) before it is closed: long enough for calls the
     /// remote sent before it saw the go-away to arrive and be answered.
     static let goAwayQuietPeriod = Duration.milliseconds(250)
+
+    /// The accept queue length asked of the kernel (capped by `net.core.somaxconn`): large, so a
+    /// burst of connections waits to be accepted instead of having its SYNs dropped and retried
+    /// a second later.
+    static let acceptBacklog: Int32 = 4096
 
     /// The PUSH a draining peer sends to ask the remote to move to another connection.
     public static let goAwayRoute = "/ferry/goaway"

@@ -52,6 +52,9 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
         /// Draining side: when the go-away was sent, and when the last call or push arrived.
         var goAwaySent: NIODeadline?
         var lastInbound = NIODeadline.now()
+        /// Accepted side: false while the accept hook runs; messages that arrive meanwhile wait.
+        var admitted: Bool
+        var heldBack: [FerryMessage] = []
     }
     private let state: Mutex<State>
 
@@ -61,7 +64,7 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
         self.remoteAddress = remoteAddress
         self.dialTarget = dialTarget
         let needsAuth = !isDialled && peer.configuration.auth?.verify != nil
-        self.state = Mutex(State(id: remoteAddress, channel: channel, authenticated: !needsAuth))
+        self.state = Mutex(State(id: remoteAddress, channel: channel, authenticated: !needsAuth, admitted: isDialled))
         var logger = peer.logger
         logger[metadataKey: "remote"] = "\(remoteAddress)"
         self.logger = logger
@@ -399,8 +402,36 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
 
     // MARK: Inbound
 
+    /// The most messages held back while the accept hook runs; more closes the session.
+    static let heldBackLimit = 256
+
+    /// Lets an accepted session's messages through (the accept hook passed), starting with those
+    /// that arrived while it ran, in order.
+    func admit() {
+        let channel = self.channel
+        channel.eventLoop.execute { [self] in
+            let waiting = state.withLock { state in
+                state.admitted = true
+                defer { state.heldBack = [] }
+                return state.heldBack
+            }
+            for message in waiting { receive(message, from: channel) }
+        }
+    }
+
     /// Handles one decoded message from `channel`; runs on its event loop.
     func receive(_ message: FerryMessage, from channel: any Channel) {
+        let admitted = state.withLock { state in
+            if !state.admitted { state.heldBack.append(message) }
+            return state.admitted
+        }
+        guard admitted else {
+            if state.withLock({ $0.heldBack.count > Self.heldBackLimit }) {
+                recordCloseReason("more than \(Self.heldBackLimit) messages before the accept hook finished")
+                channel.close(promise: nil)
+            }
+            return
+        }
         switch message.type {
         case .reply:
             completeCall(with: message)
