@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .library(name: "FerryCore", targets: ["FerryCore"]),
         .library(name: "Ferry", targets: ["Ferry"]),
+        .library(name: "FerryMicro", targets: ["FerryMicro"]),
         .executable(name: "ferry", targets: ["FerryCLI"]),
     ],
     dependencies: [
@@ -42,6 +43,14 @@ let package = Package(
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ]
         ),
+        .target(
+            name: "FerryMicro",
+            dependencies: [
+                "Ferry",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         .executableTarget(
             name: "FerryCLI",
             dependencies: [
@@ -68,6 +77,13 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .testTarget(
+            name: "FerryMicroTests",
+            dependencies: [
+                "FerryMicro",
+                .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
     ],
