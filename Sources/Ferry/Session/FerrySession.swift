@@ -119,7 +119,12 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
         if let accept = options.acceptCodec {
             message.meta.set(FerryCallOptions.acceptCodecMetaKey, String(accept.rawValue))
         }
-        let timeout = options.timeout ?? peer.configuration.defaultCallTimeout
+        // A call made while handling another gets no more time than that one has left.
+        var timeout = options.timeout ?? peer.configuration.defaultCallTimeout
+        if let inherited = FerryDeadline.remaining { timeout = min(timeout, max(inherited, .zero)) }
+        if message.meta[FerryDeadline.metaKey] == nil {
+            message.meta.add(FerryDeadline.metaKey, String(FerryDeadline.milliseconds(timeout)))
+        }
         let start = ContinuousClock.now
         let deadline = NIODeadline.now() + TimeAmount(timeout)
         var reply: FerryMessage

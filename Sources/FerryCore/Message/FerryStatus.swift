@@ -96,6 +96,9 @@ extension FerryStatus {
         /// 503: the peer refused the call unhandled because it is at its handler bound; safe to
         /// retry elsewhere (Ferry).
         public static let unavailable: Code = 503
+        /// 504: the caller's deadline had passed when the call arrived; it was not handled
+        /// (Ferry).
+        public static let deadlineExceeded: Code = 504
     }
 }
 

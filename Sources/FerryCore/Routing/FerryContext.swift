@@ -11,6 +11,9 @@ public final class FerryContext: Sendable {
     public let message: FerryMessage
     /// A logger with the session and route attached.
     public let logger: Logger
+    /// When the caller stops waiting, from its `X-Ferry-Timeout` meta; nil if it sent none.
+    /// Calls the handler makes inherit it (see ``FerryDeadline``).
+    public let deadline: ContinuousClock.Instant?
 
     private struct ReplySettings {
         var meta = FerryMeta()
@@ -23,6 +26,7 @@ public final class FerryContext: Sendable {
         self.session = session
         self.message = message
         self.logger = logger
+        self.deadline = FerryDeadline.deadline(from: message.meta)
     }
 
     /// The route of the inbound message.

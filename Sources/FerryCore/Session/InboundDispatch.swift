@@ -28,7 +28,12 @@ extension FerryRouter {
             guard let handler = handler(for: kind, path: message.serviceMethod) else {
                 throw FerryStatus.notFound(message.serviceMethod)
             }
-            return try await handler(message, context)
+            if let deadline = context.deadline, deadline <= .now {
+                throw FerryStatus(.deadlineExceeded, "Deadline Exceeded", cause: "the caller's deadline passed before the call was handled")
+            }
+            return try await FerryDeadline.$current.withValue(context.deadline) {
+                try await handler(message, context)
+            }
         } catch let status as FerryStatus {
             return FerryResponse(status: status, meta: context.replyMeta)
         } catch {

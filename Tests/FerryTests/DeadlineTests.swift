@@ -1,0 +1,95 @@
+import Ferry
+import NIOCore
+import Testing
+
+@Suite("Deadlines across hops")
+struct DeadlineTests {
+    @Test("a call carries its remaining time in X-Ferry-Timeout and the handler sees it as its deadline")
+    func deadlineTravels() async throws {
+        let seen = Recorder<(meta: String?, remaining: Duration?)>()
+        let pair = try await makePair()
+        pair.server.router.call("/deadline") { (_: Void, context: FerryContext) in
+            seen.append((context.meta[FerryDeadline.metaKey], context.deadline.map { ContinuousClock.now.duration(to: $0) }))
+            return 0
+        }
+        _ = try await pair.session.call("/deadline", (), as: Int.self, options: .timeout(.seconds(2)))
+        let observed = try #require(seen.all.first)
+        #expect(observed.meta.flatMap(Int.init).map { (1900...2000).contains($0) } == true, "meta \(String(describing: observed.meta))")
+        let remaining = try #require(observed.remaining)
+        #expect(remaining > .milliseconds(1500) && remaining <= .seconds(2))
+        await pair.close()
+    }
+
+    @Test("a handler's outgoing calls inherit the caller's deadline across a second hop")
+    func inheritedAcrossHops() async throws {
+        // client -> front -> back. The front calls back with default options (30 s).
+        let (back, backListener) = try await makeServer()
+        let backSeen = Recorder<Duration>()
+        back.router.call("/leaf") { (_: Void, context: FerryContext) in
+            backSeen.append(context.deadline.map { ContinuousClock.now.duration(to: $0) } ?? .seconds(999))
+            return "leaf"
+        }
+        let front = FerryPeer(logger: quietLogger())
+        let toBack = try await front.dial(backListener.address)
+        front.router.call("/front") { (_: Void, _: FerryContext) in
+            try await toBack.call("/leaf", (), as: String.self)
+        }
+        let frontListener = try await front.listen(.tcp(host: "127.0.0.1", port: 0))
+        let client = FerryPeer(logger: quietLogger())
+        let session = try await client.dial(frontListener.address)
+        let answer = try await session.call("/front", (), as: String.self, options: .timeout(.milliseconds(800)))
+        #expect(answer == "leaf")
+        let remaining = try #require(backSeen.all.first)
+        #expect(remaining <= .milliseconds(800) && remaining > .zero, "the back hop got \(remaining)")
+        await client.close()
+        await front.close()
+        await back.close()
+    }
+
+    @Test("a nested call fails at the inherited deadline, not at its own default timeout")
+    func nestedCallCutAtDeadline() async throws {
+        let (back, backListener) = try await makeServer()
+        back.router.call("/slow") { (_: Void, _: FerryContext) in
+            try await Task.sleep(for: .seconds(3))
+            return "late"
+        }
+        let front = FerryPeer(logger: quietLogger())
+        let toBack = try await front.dial(backListener.address)
+        let nested = Recorder<(FerryStatus?, Duration)>()
+        front.router.call("/front") { (_: Void, _: FerryContext) -> String in
+            let start = ContinuousClock.now
+            do {
+                return try await toBack.call("/slow", (), as: String.self)
+            } catch let status as FerryStatus {
+                nested.append((status, start.duration(to: .now)))
+                throw status
+            }
+        }
+        let frontListener = try await front.listen(.tcp(host: "127.0.0.1", port: 0))
+        let client = FerryPeer(logger: quietLogger())
+        let session = try await client.dial(frontListener.address)
+        let status = await statusThrown { try await session.call("/front", (), as: String.self, options: .timeout(.milliseconds(300))) }
+        #expect(status?.code == .timedOut)
+        #expect(await eventually { nested.count == 1 })
+        let (nestedStatus, took) = try #require(nested.all.first)
+        #expect(nestedStatus?.code == .timedOut)
+        #expect(took < .seconds(2), "the nested call waited \(took)")
+        await client.close()
+        await front.close()
+        await back.close()
+    }
+
+    @Test("a call that arrives with no time left is answered 504 and its handler never runs")
+    func expiredWorkNotStarted() async throws {
+        let ran = Recorder<Int>()
+        let pair = try await makePair()
+        pair.server.router.call("/work") { (_: Void, _: FerryContext) in
+            ran.append(1)
+            return 1
+        }
+        let reply = try await pair.session.callForReply("/work", (), options: FerryCallOptions(meta: [FerryDeadline.metaKey: "0"]))
+        #expect(reply.status.code == .deadlineExceeded)
+        #expect(ran.count == 0)
+        await pair.close()
+    }
+}
