@@ -476,6 +476,7 @@ public enum FerryLifecycleError: Error, Sendable, CustomStringConvertible {
     /// A graceful restart could not start its successor.
     case restartFailed(String)
 
+    /// A readable form, for logs and error messages.
     public var description: String {
         switch self {
         case .shuttingDown: "the peer is shutting down"

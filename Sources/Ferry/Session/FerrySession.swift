@@ -94,6 +94,7 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
     /// Whether the session has a live connection (false while redialling and once closed).
     public var isActive: Bool { state.withLock { $0.phase == .open } && channel.isActive }
 
+    /// A readable form, for logs and error messages.
     public var description: String { "FerrySession(\(id), remote: \(remoteAddress))" }
 
     /// The current connection.
@@ -112,6 +113,9 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
 
     // MARK: Outbound
 
+    /// Sends a CALL with an encoded body and waits for its reply, its deadline or cancellation.
+    /// The deadline is the options' timeout (else the peer default), capped by the deadline of
+    /// the inbound call being handled, if any; it travels to the remote in `X-Ferry-Timeout`.
     public func call(_ serviceMethod: String, body: ByteBuffer, codec: FerryCodecID, options: FerryCallOptions) async throws -> FerryReply {
         var message = FerryMessage(
             type: .call, seq: 0, serviceMethod: serviceMethod, meta: options.meta,
@@ -147,6 +151,7 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
         return FerryReply(message: reply, cost: cost, codecs: codecs)
     }
 
+    /// Sends a PUSH with an encoded body; returns once it is written, or fails at its deadline.
     public func push(_ serviceMethod: String, body: ByteBuffer, codec: FerryCodecID, options: FerryCallOptions) async throws {
         var message = FerryMessage(
             type: .push, seq: 0, serviceMethod: serviceMethod, meta: options.meta,

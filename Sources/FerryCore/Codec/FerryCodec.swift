@@ -27,6 +27,7 @@ public enum FerryCodecError: Error, Sendable, CustomStringConvertible {
     /// The value could not be encoded.
     case encodingFailed(codec: String, reason: String)
 
+    /// A readable form, for logs and error messages.
     public var description: String {
         switch self {
         case .unknownCodec(let id): "unknown body codec \(id)"

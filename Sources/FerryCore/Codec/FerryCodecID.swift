@@ -23,6 +23,7 @@ public struct FerryCodecID: RawRepresentable, Hashable, Sendable, CustomStringCo
     /// `f`: `application/x-www-form-urlencoded` through `Codable`.
     public static let form = FerryCodecID("f")
 
+    /// A readable form, for logs and error messages.
     public var description: String {
         if rawValue == 0 { return "none" }
         if rawValue >= 0x21 && rawValue < 0x7F { return String(UnicodeScalar(rawValue)) }

@@ -13,10 +13,12 @@ public struct FerryFormCodec: FerryCodec, CodableBodyCodec {
     /// `form`.
     public var name: String { "form" }
 
+    /// Appends the encoding of `value` to `buffer`.
     public func encode<Value>(_ value: Value, into buffer: inout ByteBuffer) throws {
         try encodeThroughCodable(value, into: &buffer)
     }
 
+    /// Decodes a value of `type` from the readable bytes of `buffer`.
     public func decode<Value>(_ type: Value.Type, from buffer: ByteBuffer) throws -> Value {
         try decodeThroughCodable(type, from: buffer)
     }

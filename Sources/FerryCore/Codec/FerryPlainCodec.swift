@@ -12,6 +12,7 @@ public struct FerryPlainCodec: FerryCodec {
     /// `plain`.
     public var name: String { "plain" }
 
+    /// Appends the encoding of `value` to `buffer`.
     public func encode<Value>(_ value: Value, into buffer: inout ByteBuffer) throws {
         switch value {
         case let text as String: buffer.writeString(text)
@@ -27,6 +28,7 @@ public struct FerryPlainCodec: FerryCodec {
         }
     }
 
+    /// Decodes a value of `type` from the readable bytes of `buffer`.
     public func decode<Value>(_ type: Value.Type, from buffer: ByteBuffer) throws -> Value {
         if Value.self == String.self {
             guard let text = String(validating: buffer.readableBytesView, as: UTF8.self) else {

@@ -11,6 +11,7 @@ public struct FerryProtobufCodec: FerryCodec {
     /// `protobuf`.
     public var name: String { "protobuf" }
 
+    /// Appends the encoding of `value` to `buffer`.
     public func encode<Value>(_ value: Value, into buffer: inout ByteBuffer) throws {
         guard let message = value as? any SwiftProtobuf.Message else {
             throw FerryCodecError.unsupportedType(String(describing: Value.self), codec: name)
@@ -23,6 +24,7 @@ public struct FerryProtobufCodec: FerryCodec {
         }
     }
 
+    /// Decodes a value of `type` from the readable bytes of `buffer`.
     public func decode<Value>(_ type: Value.Type, from buffer: ByteBuffer) throws -> Value {
         guard let messageType = Value.self as? any SwiftProtobuf.Message.Type else {
             throw FerryCodecError.unsupportedType(String(describing: Value.self), codec: name)

@@ -10,6 +10,7 @@ public struct FerryGzipFilter: FerryTransferFilter {
     /// `g`.
     public var id: FerryFilterID { .gzip }
 
+    /// Transforms outgoing bytes.
     public func encode(_ buffer: ByteBuffer, allocator: ByteBufferAllocator) throws -> ByteBuffer {
         var input = buffer
         do {
@@ -19,6 +20,7 @@ public struct FerryGzipFilter: FerryTransferFilter {
         }
     }
 
+    /// Undoes the transformation, refusing to produce more than `maximumSize` bytes.
     public func decode(_ buffer: ByteBuffer, maximumSize: Int, allocator: ByteBufferAllocator) throws
         -> ByteBuffer
     {

@@ -12,6 +12,7 @@ public struct FerryMD5Filter: FerryTransferFilter {
     /// `m`.
     public var id: FerryFilterID { .md5 }
 
+    /// Transforms outgoing bytes.
     public func encode(_ buffer: ByteBuffer, allocator: ByteBufferAllocator) throws -> ByteBuffer {
         var output = buffer
         let digest = buffer.withUnsafeReadableBytes { Insecure.MD5.hash(data: $0) }
@@ -19,6 +20,7 @@ public struct FerryMD5Filter: FerryTransferFilter {
         return output
     }
 
+    /// Undoes the transformation, refusing to produce more than `maximumSize` bytes.
     public func decode(_ buffer: ByteBuffer, maximumSize: Int, allocator: ByteBufferAllocator) throws
         -> ByteBuffer
     {

@@ -19,6 +19,7 @@ public struct FerryFilterID: RawRepresentable, Hashable, Sendable, CustomStringC
     /// `m`: an MD5 checksum appended to the frame.
     public static let md5 = FerryFilterID("m")
 
+    /// A readable form, for logs and error messages.
     public var description: String {
         if rawValue >= 0x21 && rawValue < 0x7F { return String(UnicodeScalar(rawValue)) }
         return "0x" + String(rawValue, radix: 16)
@@ -50,6 +51,7 @@ public enum FerryFilterError: Error, Sendable, Equatable, CustomStringConvertibl
     /// The bytes are not a valid encoding for the filter (corrupt stream, bad checksum, …).
     case corrupt(filter: FerryFilterID, reason: String)
 
+    /// A readable form, for logs and error messages.
     public var description: String {
         switch self {
         case .unknownFilter(let id): "unknown transfer filter \(id)"

@@ -96,6 +96,7 @@ public struct FerryMeta: Hashable, Sendable, ExpressibleByDictionaryLiteral, Seq
         }
     }
 
+    /// A readable form, for logs and error messages.
     public var description: String {
         "[" + map { "\($0.key): \($0.value)" }.joined(separator: ", ") + "]"
     }

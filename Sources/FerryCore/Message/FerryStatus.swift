@@ -36,6 +36,7 @@ public struct FerryStatus: Error, Hashable, Sendable, CustomStringConvertible {
     /// on another node.
     public var isConnectionError: Bool { code == .connectionClosed || code == .dialFailed }
 
+    /// A readable form, for logs and error messages.
     public var description: String {
         var text = "\(code.rawValue): \"\(message)\""
         if !cause.isEmpty { text += " (cause: \"\(cause)\")" }
@@ -58,6 +59,7 @@ extension FerryStatus {
         /// Creates a code from an integer literal.
         public init(integerLiteral value: Int32) { self.rawValue = value }
 
+        /// A readable form, for logs and error messages.
         public var description: String { String(rawValue) }
 
         /// -1: an error nobody classified.

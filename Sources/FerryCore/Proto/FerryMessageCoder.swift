@@ -11,12 +11,14 @@ public struct FerryMessageDecoder: ByteToMessageDecoder {
     /// Creates a decoder for `proto`.
     public init(proto: any FerryProto) { self.proto = proto }
 
+    /// Decodes as many whole messages as `buffer` holds.
     public mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
         guard let message = try proto.decodeMessage(from: &buffer) else { return .needMoreData }
         context.fireChannelRead(Self.wrapInboundOut(message))
         return .continue
     }
 
+    /// Decodes what is left at the end of the stream; an incomplete frame is an error.
     public mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
         while try decode(context: context, buffer: &buffer) == .continue {}
         if seenEOF && buffer.readableBytes > 0 {
@@ -39,6 +41,7 @@ public struct FerryMessageEncoder: MessageToByteEncoder {
     /// Creates an encoder for `proto`.
     public init(proto: any FerryProto) { self.proto = proto }
 
+    /// Appends the frame of `data` to `out`.
     public func encode(data: FerryMessage, out: inout ByteBuffer) throws {
         try proto.encodeMessage(data, into: &out)
     }

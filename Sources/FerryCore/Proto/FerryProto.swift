@@ -37,6 +37,7 @@ public enum FerryProtocolError: Error, Sendable, Equatable, CustomStringConverti
     /// A transfer filter refused the frame.
     case filter(FerryFilterError)
 
+    /// A readable form, for logs and error messages.
     public var description: String {
         switch self {
         case .frameTooSmall(let size): "frame size \(size) is below the minimum"

@@ -26,6 +26,7 @@ public struct FerryRawProto: FerryProto {
 
     // MARK: Encoding
 
+    /// Appends the frame of `message` to `buffer`; on error nothing is appended.
     public func encodeMessage(_ message: FerryMessage, into buffer: inout ByteBuffer) throws {
         let start = buffer.writerIndex
         do {
@@ -97,6 +98,8 @@ public struct FerryRawProto: FerryProto {
 
     // MARK: Decoding
 
+    /// Removes one whole frame from the front of `buffer` and returns its message, or returns
+    /// nil without consuming anything when the frame is not complete yet.
     public func decodeMessage(from buffer: inout ByteBuffer) throws -> FerryMessage? {
         guard let declared = buffer.getInteger(at: buffer.readerIndex, as: UInt32.self) else { return nil }
         let size = Int(declared)

@@ -28,6 +28,7 @@ public struct FerryMiddlewareFunction: FerryMiddleware {
         self.body = body
     }
 
+    /// Runs the closure.
     public func handle(_ message: FerryMessage, context: FerryContext, next: FerryHandler) async throws -> FerryResponse {
         try await body(message, context, next)
     }

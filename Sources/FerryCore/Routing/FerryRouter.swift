@@ -15,6 +15,7 @@ public struct FerryRoute: Hashable, Sendable, CustomStringConvertible {
     /// The service method, e.g. `/math/add`.
     public var path: String
 
+    /// A readable form, for logs and error messages.
     public var description: String { "\(kind.rawValue.uppercased()) \(path)" }
 }
 
@@ -56,6 +57,7 @@ public final class FerryRouter: FerryRouteRegistrar {
         state.withLock { $0.middleware.append(middleware) }
     }
 
+    /// Registers `handler` for `path` (under this registrar's prefix, wrapped in its middleware).
     public func addRoute(_ kind: FerryRoute.Kind, _ path: String, handler: @escaping FerryHandler) {
         let path = FerryRouteGroup.join("", path)
         state.withLock { state in
@@ -67,6 +69,7 @@ public final class FerryRouter: FerryRouteRegistrar {
         }
     }
 
+    /// A group of routes under `prefix` (appended to this one's), with extra middleware.
     public func group(_ prefix: String, middleware: [any FerryMiddleware] = []) -> FerryRouteGroup {
         FerryRouteGroup(router: self, prefix: FerryRouteGroup.join("", prefix), middleware: middleware)
     }
@@ -119,10 +122,12 @@ public struct FerryRouteGroup: FerryRouteRegistrar {
         self.middleware = middleware
     }
 
+    /// Registers `handler` for `path` (under this registrar's prefix, wrapped in its middleware).
     public func addRoute(_ kind: FerryRoute.Kind, _ path: String, handler: @escaping FerryHandler) {
         router.addRoute(kind, Self.join(prefix, path), handler: middleware.wrap(handler))
     }
 
+    /// A group of routes under `prefix` (appended to this one's), with extra middleware.
     public func group(_ prefix: String, middleware: [any FerryMiddleware] = []) -> FerryRouteGroup {
         FerryRouteGroup(router: router, prefix: Self.join(self.prefix, prefix), middleware: self.middleware + middleware)
     }

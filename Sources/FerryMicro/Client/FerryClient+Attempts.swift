@@ -1,0 +1,235 @@
+import Logging
+
+/// The attempts of one call: choosing endpoints, retrying, and racing a backup request.
+extension FerryClient {
+    /// Why no endpoint could be chosen.
+    enum PickFailure: Error {
+        /// No endpoint serves the route (or the client has none).
+        case noEndpoint
+        /// Every endpoint left has its breaker open.
+        case circuitOpen
+        /// Endpoints serve the route, but the call tried them all.
+        case exhausted
+    }
+
+    /// One event of a call with a backup request.
+    private enum RaceEvent<Value: Sendable>: Sendable {
+        case finished(Result<Value, FerryStatus>)
+        case backupDue
+        case timerCancelled
+    }
+
+    /// Runs `operation` on a session of a chosen endpoint, retrying and racing as configured,
+    /// and returns what the deciding attempt produced. `replyStatus` tells a reply's status, so
+    /// that replies such as 503 or 106 count as failures and can be retried.
+    func perform<Value: Sendable>(
+        route: String, hashKey: String?, timeout: Duration?, backupDelay: Duration?,
+        operation: @escaping @Sendable (FerrySession) async throws -> Value,
+        replyStatus: @escaping @Sendable (Value) -> FerryStatus?
+    ) async throws -> Value {
+        let set = try await currentEndpoints(timeout: timeout)
+        budget.recordCall()
+        var tried: [Endpoint] = []
+        let (first, admission) = try pickOrThrow(route: route, hashKey: hashKey, in: set, excluding: tried)
+        tried.append(first)
+        let maximumAttempts = max(configuration.retry.maximumAttempts, 1)
+
+        guard let backupDelay else {
+            var endpoint = first
+            var current = admission
+            var attempts = 1
+            while true {
+                let result = await attempt(on: endpoint, current, operation: operation, replyStatus: replyStatus)
+                guard attempts < maximumAttempts, let code = retryableCode(of: result, replyStatus: replyStatus),
+                    let next = nextAttempt(route: route, hashKey: hashKey, excluding: tried, after: code, from: endpoint)
+                else { return try result.get() }
+                (endpoint, current) = next
+                tried.append(endpoint)
+                attempts += 1
+            }
+        }
+
+        let result: Result<Value, FerryStatus> = await withTaskGroup(of: RaceEvent<Value>.self) { group in
+            group.addTask { .finished(await self.attempt(on: first, admission, operation: operation, replyStatus: replyStatus)) }
+            group.addTask {
+                do {
+                    try await Task.sleep(for: backupDelay)
+                    return .backupDue
+                } catch {
+                    return .timerCancelled
+                }
+            }
+            var running = 1
+            var attempts = 1
+            var backupSent = false
+            var last: Result<Value, FerryStatus>?
+            while let event = await group.next() {
+                switch event {
+                case .timerCancelled:
+                    continue
+                case .backupDue:
+                    guard running > 0, !backupSent, !Task.isCancelled else { continue }
+                    backupSent = true
+                    guard let next = nextAttempt(route: route, hashKey: hashKey, excluding: tried, after: nil, from: tried[0]) else {
+                        continue
+                    }
+                    let (endpoint, admission) = next
+                    tried.append(endpoint)
+                    running += 1
+                    group.addTask { .finished(await self.attempt(on: endpoint, admission, operation: operation, replyStatus: replyStatus)) }
+                case .finished(let result):
+                    running -= 1
+                    last = result
+                    guard let code = retryableCode(of: result, replyStatus: replyStatus) else {
+                        // The first decisive outcome wins; the other attempt is cancelled.
+                        group.cancelAll()
+                        return result
+                    }
+                    if running > 0 { continue }
+                    if attempts < maximumAttempts,
+                        let next = nextAttempt(route: route, hashKey: hashKey, excluding: tried, after: code, from: tried.last!)
+                    {
+                        let (endpoint, admission) = next
+                        tried.append(endpoint)
+                        attempts += 1
+                        running += 1
+                        group.addTask { .finished(await self.attempt(on: endpoint, admission, operation: operation, replyStatus: replyStatus)) }
+                        continue
+                    }
+                    group.cancelAll()
+                    return result
+                }
+            }
+            return last ?? .failure(FerryStatus(.cancelled, "Cancelled", cause: "the calling task was cancelled"))
+        }
+        return try result.get()
+    }
+
+    /// An endpoint for a retry (`code` set) or a backup request (`code` nil), if the budget and
+    /// the endpoints allow one.
+    private func nextAttempt(
+        route: String, hashKey: String?, excluding tried: [Endpoint], after code: FerryStatus.Code?, from previous: Endpoint
+    ) -> (Endpoint, Endpoint.Admission)? {
+        guard !Task.isCancelled else { return nil }
+        let what = code == nil ? "backup request" : "retry"
+        guard budget.withdraw() else {
+            logger.debug("no \(what): the retry budget is spent", metadata: ["endpoint": "\(previous.node.address)"])
+            return nil
+        }
+        switch pick(route: route, hashKey: hashKey, in: snapshot, excluding: tried) {
+        case .success(let chosen):
+            logger.debug("\(what) on another endpoint", metadata: [
+                "from": "\(previous.node.address)", "to": "\(chosen.0.node.address)", "status": "\(code.map(String.init(describing:)) ?? "late")",
+            ])
+            return chosen
+        case .failure:
+            budget.refund()
+            return nil
+        }
+    }
+
+    /// The code that makes `result` worth sending again, if it does.
+    private func retryableCode<Value>(of result: Result<Value, FerryStatus>, replyStatus: (Value) -> FerryStatus?) -> FerryStatus.Code? {
+        let code: FerryStatus.Code
+        switch result {
+        case .success(let value):
+            guard let status = replyStatus(value) else { return nil }
+            code = status.code
+        case .failure(let status):
+            code = status.code
+        }
+        return configuration.retry.retryableCodes.contains(code) ? code : nil
+    }
+
+    /// One attempt on `endpoint`, admitted with `admission`: takes a pooled session, runs the
+    /// operation, and tells the endpoint how it went.
+    private func attempt<Value: Sendable>(
+        on endpoint: Endpoint, _ admission: Endpoint.Admission,
+        operation: @Sendable (FerrySession) async throws -> Value,
+        replyStatus: (Value) -> FerryStatus?
+    ) async -> Result<Value, FerryStatus> {
+        let start = ContinuousClock.now
+        var session: FerrySession?
+        let result: Result<Value, FerryStatus>
+        do {
+            let pooled = try await endpoint.pool.session()
+            session = pooled
+            result = .success(try await operation(pooled))
+        } catch let status as FerryStatus {
+            result = .failure(status)
+        } catch is CancellationError {
+            result = .failure(FerryStatus(.cancelled, "Cancelled", cause: "the calling task was cancelled"))
+        } catch {
+            result = .failure(FerryStatus(.unknown, "Unknown Error", cause: "\(error)"))
+        }
+        let now = ContinuousClock.now
+        let code: FerryStatus.Code
+        switch result {
+        case .success(let value): code = replyStatus(value)?.code ?? .ok
+        case .failure(let status): code = status.code
+        }
+        let verdict = Self.verdict(for: code)
+        if case .failure(let status) = result, status.isConnectionError || status.code == .writeFailed, let session {
+            await endpoint.pool.evictIfDisconnected(session)
+        }
+        let finished = endpoint.finish(admission, verdict: verdict, latency: start.duration(to: now), at: now)
+        if let change = finished.circuitChange {
+            switch change {
+            case .open:
+                logger.warning("circuit opened", metadata: ["endpoint": "\(endpoint.node.address)", "status": "\(code)"])
+            case .closed:
+                logger.info("circuit closed", metadata: ["endpoint": "\(endpoint.node.address)"])
+            case .halfOpen:
+                break
+            }
+        }
+        if finished.closeSessions { await endpoint.pool.close() }
+        return result
+    }
+
+    /// What an attempt's status says about its endpoint.
+    static func verdict(for code: FerryStatus.Code) -> CircuitBreaker.Verdict {
+        switch code {
+        case .connectionClosed, .writeFailed, .dialFailed, .shuttingDown, .timedOut, .unavailable: .failure
+        case .cancelled: .none
+        default: .success
+        }
+    }
+
+    /// An endpoint for the call, or the status that says why there is none.
+    private func pickOrThrow(route: String, hashKey: String?, in set: EndpointSet, excluding tried: [Endpoint]) throws -> (Endpoint, Endpoint.Admission) {
+        switch pick(route: route, hashKey: hashKey, in: set, excluding: tried) {
+        case .success(let chosen):
+            return chosen
+        case .failure(.circuitOpen):
+            throw FerryStatus(.unavailable, "Circuit Open", cause: "every node of \(scopeDescription) serving \(route) has its circuit breaker open")
+        case .failure:
+            throw FerryStatus(.dialFailed, "No Endpoint", cause: "no node of \(scopeDescription) serves \(route)")
+        }
+    }
+
+    private var scopeDescription: String {
+        service.map { "service \"\($0)\"" } ?? "any service"
+    }
+
+    /// Chooses an endpoint that serves `route`, was not tried, and whose breaker admits a call.
+    func pick(route: String, hashKey: String?, in set: EndpointSet, excluding tried: [Endpoint]) -> Result<(Endpoint, Endpoint.Admission), PickFailure> {
+        let now = ContinuousClock.now
+        let explicitRoutes = service == nil
+        var serving = 0
+        var candidates: [Endpoint] = []
+        candidates.reserveCapacity(set.endpoints.count)
+        for endpoint in set.endpoints where endpoint.serves(route, explicitly: explicitRoutes) {
+            guard !tried.contains(where: { $0 === endpoint }) else { continue }
+            serving += 1
+            if endpoint.isAvailable(at: now) { candidates.append(endpoint) }
+        }
+        if serving == 0 { return .failure(tried.isEmpty ? .noEndpoint : .exhausted) }
+        while !candidates.isEmpty {
+            let chosen = balancer.pick(from: candidates, hashKey: hashKey, all: set)
+            if let admission = chosen.admit(at: now) { return .success((chosen, admission)) }
+            candidates.removeAll { $0 === chosen }
+        }
+        return .failure(.circuitOpen)
+    }
+}

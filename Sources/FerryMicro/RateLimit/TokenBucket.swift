@@ -1,0 +1,51 @@
+/// A token bucket: holds at most `capacity` tokens, gains `ratePerSecond` tokens per second, and
+/// lets an action through when it can take one token. Instants are passed in so that it can be
+/// tested without clocks.
+struct TokenBucket: Sendable {
+    let capacity: Double
+    let ratePerSecond: Double
+    private(set) var tokens: Double
+    private var updated: ContinuousClock.Instant
+
+    /// A bucket holding `tokens` (nil: full).
+    init(capacity: Double, ratePerSecond: Double, tokens: Double? = nil, now: ContinuousClock.Instant) {
+        self.capacity = max(capacity, 0)
+        self.ratePerSecond = max(ratePerSecond, 0)
+        self.tokens = min(max(tokens ?? self.capacity, 0), self.capacity)
+        self.updated = now
+    }
+
+    /// Adds what accrued since the last update.
+    mutating func refill(at now: ContinuousClock.Instant) {
+        guard now > updated else { return }
+        let elapsed = updated.duration(to: now)
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        tokens = min(capacity, tokens + seconds * ratePerSecond)
+        updated = now
+    }
+
+    /// Whether a token is there now (after refilling).
+    mutating func hasToken(at now: ContinuousClock.Instant) -> Bool {
+        refill(at: now)
+        return tokens >= 1
+    }
+
+    /// Takes one token if there is one.
+    mutating func take(at now: ContinuousClock.Instant) -> Bool {
+        guard hasToken(at: now) else { return false }
+        tokens -= 1
+        return true
+    }
+
+    /// Adds `amount` tokens at once, up to the capacity.
+    mutating func deposit(_ amount: Double) {
+        tokens = min(capacity, tokens + amount)
+    }
+
+    /// Whether the bucket is full at `now`: it then behaves exactly like a new one and can be
+    /// forgotten.
+    mutating func isFull(at now: ContinuousClock.Instant) -> Bool {
+        refill(at: now)
+        return tokens >= capacity
+    }
+}

@@ -1,0 +1,103 @@
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A real etcd server on free loopback ports with a temporary data directory.
+final class EtcdProcess: @unchecked Sendable {
+    // Mutated only by start/stop, which tests call sequentially.
+    private var process: Process?
+    let clientPort: Int
+    let peerPort: Int
+    let directory: URL
+
+    /// Where etcd is installed, if it is.
+    static let executable: String? = ["/usr/bin/etcd", "/usr/local/bin/etcd"].first { FileManager.default.isExecutableFile(atPath: $0) }
+
+    /// Whether the etcd tests can run here.
+    static var isInstalled: Bool { executable != nil }
+
+    var endpoint: String { "http://127.0.0.1:\(clientPort)" }
+
+    init() throws {
+        clientPort = try Self.freePort()
+        peerPort = try Self.freePort()
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("ferry-etcd-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    }
+
+    /// Starts etcd (again, on the same ports and data) and waits until it answers.
+    func start() async throws {
+        let executable = try #require(Self.executable)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        let peer = "http://127.0.0.1:\(peerPort)"
+        process.arguments = [
+            "--name", "ferry-test", "--data-dir", directory.appendingPathComponent("data").path,
+            "--listen-client-urls", endpoint, "--advertise-client-urls", endpoint,
+            "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+            "--initial-cluster", "ferry-test=\(peer)", "--log-level", "error",
+        ]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        self.process = process
+        let deadline = ContinuousClock.now + .seconds(20)
+        while ContinuousClock.now < deadline {
+            if Self.answers(port: clientPort) { return }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw EtcdStartFailure()
+    }
+
+    /// Stops etcd (SIGKILL when `abruptly`), keeping its data for a restart.
+    func stop(abruptly: Bool = false) {
+        guard let process else { return }
+        kill(process.processIdentifier, abruptly ? SIGKILL : SIGTERM)
+        process.waitUntilExit()
+        self.process = nil
+    }
+
+    /// Stops etcd and removes its data.
+    func remove() {
+        stop(abruptly: true)
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    struct EtcdStartFailure: Error {}
+
+    private static func answers(port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        let connected = withUnsafePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+        guard connected else { return false }
+        // Connected is not ready: ask for the health endpoint.
+        let request = "GET /health HTTP/1.0\r\n\r\n"
+        _ = request.withCString { send(fd, $0, strlen($0), 0) }
+        var buffer = [UInt8](repeating: 0, count: 512)
+        let count = recv(fd, &buffer, buffer.count, 0)
+        return count > 0 && String(decoding: buffer.prefix(count), as: UTF8.self).contains("\"health\":\"true\"")
+    }
+
+    static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+        }
+        guard bound else { throw POSIXError(.EADDRINUSE) }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+}
