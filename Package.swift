@@ -49,6 +49,7 @@ let package = Package(
             name: "FerryMicro",
             dependencies: [
                 "Ferry",
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
@@ -66,6 +67,7 @@ let package = Package(
             name: "FerryCLI",
             dependencies: [
                 "Ferry",
+                "FerryEtcd",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Ferry
+import FerryEtcd
 import Logging
 import NIOCore
 
@@ -14,7 +15,7 @@ struct CallCommand: AsyncParsableCommand {
             """
     )
 
-    @Argument(help: "The server: HOST:PORT, [IPv6]:PORT or unix:PATH.")
+    @Argument(help: "The server (HOST:PORT, [IPv6]:PORT or unix:PATH), or a service name with --etcd.")
     var address: String
 
     @Argument(help: "The route, e.g. /math/add.")
@@ -38,12 +39,15 @@ struct CallCommand: AsyncParsableCommand {
     @Flag(help: "Send a PUSH instead of a CALL.")
     var push = false
 
+    @OptionGroup var etcd: EtcdOptions
+
     @OptionGroup var logging: LoggingOptions
 
     func run() async throws {
         logging.bootstrap()
-        guard let target = FerryAddress(address) else {
-            throw ValidationError("address must be HOST:PORT or unix:PATH, got \(address)")
+        let target = FerryAddress(address)
+        if target == nil && etcd.endpoints.isEmpty {
+            throw ValidationError("address must be HOST:PORT or unix:PATH (or a service name with --etcd), got \(address)")
         }
         guard let timeout = parseDuration(timeout) else {
             throw ValidationError("--timeout must look like 2s, 500ms or 1m, got \(self.timeout)")
@@ -61,29 +65,32 @@ struct CallCommand: AsyncParsableCommand {
             options.filters.append(FerryFilterID(scalar))
         }
 
-        let peer = FerryPeer(configuration: .init(dialTimeout: timeout), logger: Logger(label: "ferry.call"))
-        let session: FerrySession
-        do {
-            session = try await peer.dial(target)
-        } catch {
-            print("dial failed: \(error)")
-            throw ExitCode(2)
+        let logger = Logger(label: "ferry.call")
+        let peer = FerryPeer(configuration: .init(dialTimeout: timeout), logger: logger)
+        let caller: any RawCaller
+        if let target {
+            do {
+                caller = try await peer.dial(target)
+            } catch {
+                print("dial failed: \(error)")
+                throw ExitCode(2)
+            }
+        } else {
+            caller = FerryClient(service: address, registry: etcd.registry(logger: logger)!, peer: peer)
         }
         defer { Task { await peer.close() } }
+        let body = ByteBuffer(string: self.body)
         do {
             if push {
-                try await session.push(route, body: ByteBuffer(string: body), codec: codecID, options: options)
+                try await caller.rawPush(route, body: body, codec: codecID, options: options)
                 print("pushed \(route)")
-                await session.close()
                 return
             }
-            let reply = try await session.call(route, body: ByteBuffer(string: body), codec: codecID, options: options)
+            let reply = try await caller.rawCall(route, body: body, codec: codecID, options: options)
             print(render(reply))
-            await session.close()
             if !reply.status.isOK { throw ExitCode(1) }
         } catch let status as FerryStatus {
             print("status: \(status)")
-            await session.close()
             throw ExitCode(1)
         }
     }
@@ -108,6 +115,36 @@ struct CallCommand: AsyncParsableCommand {
         }
         lines.append("cost: \(millisecondsText(reply.cost))")
         return lines.joined(separator: "\n")
+    }
+}
+
+/// Something `ferry call` can send a raw body through: a session or a service client.
+protocol RawCaller: Sendable {
+    func rawCall(_ route: String, body: ByteBuffer, codec: FerryCodecID, options: FerryCallOptions) async throws -> FerryReply
+    func rawPush(_ route: String, body: ByteBuffer, codec: FerryCodecID, options: FerryCallOptions) async throws
+}
+
+extension FerrySession: RawCaller {
+    func rawCall(_ route: String, body: ByteBuffer, codec: FerryCodecID, options: FerryCallOptions) async throws -> FerryReply {
+        defer { Task { await close() } }
+        return try await call(route, body: body, codec: codec, options: options)
+    }
+    func rawPush(_ route: String, body: ByteBuffer, codec: FerryCodecID, options: FerryCallOptions) async throws {
+        try await push(route, body: body, codec: codec, options: options)
+        await close()
+    }
+}
+
+extension FerryClient: RawCaller {
+    func rawCall(_ route: String, body: ByteBuffer, codec: FerryCodecID, options: FerryCallOptions) async throws -> FerryReply {
+        var options = options
+        options.codec = codec
+        return try await callForReply(route, body, options: options)
+    }
+    func rawPush(_ route: String, body: ByteBuffer, codec: FerryCodecID, options: FerryCallOptions) async throws {
+        var options = options
+        options.codec = codec
+        try await push(route, body, options: options)
     }
 }
 

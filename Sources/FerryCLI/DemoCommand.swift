@@ -9,12 +9,14 @@ struct DemoCommand: AsyncParsableCommand {
         abstract: "Run a server peer and two client peers in one process and show what they can do."
     )
 
+    @Flag(help: "Show the micro-service layer instead: three nodes behind a FerryClient, one failing.")
+    var cluster = false
+
     @OptionGroup var logging: LoggingOptions
 
     func run() async throws {
         logging.bootstrap()
-        let demo = Demo()
-        let ok = try await demo.run()
+        let ok = cluster ? try await ClusterDemo().run() : try await Demo().run()
         if !ok { throw ExitCode.failure }
     }
 }

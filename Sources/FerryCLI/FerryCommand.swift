@@ -1,4 +1,5 @@
 import ArgumentParser
+import FerryEtcd
 import Logging
 
 @main
@@ -6,7 +7,7 @@ struct FerryCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ferry",
         abstract: "Ferry: symmetric RPC and push between peers.",
-        subcommands: [DemoCommand.self, ServeCommand.self, CallCommand.self]
+        subcommands: [DemoCommand.self, ServeCommand.self, CallCommand.self, ListCommand.self]
     )
 }
 
@@ -26,3 +27,16 @@ struct LoggingOptions: ParsableArguments {
 }
 
 extension Logger.Level: @retroactive ExpressibleByArgument {}
+
+/// The etcd endpoints option shared by the commands that use discovery.
+struct EtcdOptions: ParsableArguments {
+    @Option(name: .customLong("etcd"), help: "etcd endpoint, e.g. http://127.0.0.1:2379; repeat for more.")
+    var endpoints: [String] = []
+
+    /// A registry on the given endpoints, or nil when none was given.
+    func registry(logger: Logger) -> FerryEtcdRegistry? {
+        guard !endpoints.isEmpty else { return nil }
+        let all = endpoints.flatMap { $0.split(separator: ",").map(String.init) }
+        return FerryEtcdRegistry(client: FerryEtcdClient(endpoints: all), logger: logger)
+    }
+}

@@ -1,8 +1,10 @@
 import ArgumentParser
 import Ferry
 import Logging
+import FerryEtcd
 import Foundation
 import ServiceLifecycle
+import Synchronization
 
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -25,6 +27,11 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "How long a shutdown or restart lets in-flight calls finish, e.g. 10s.")
     var drainTimeout: String = "10s"
 
+    @Option(help: "Register in etcd as a node of this service (needs --etcd).")
+    var service: String?
+
+    @OptionGroup var etcd: EtcdOptions
+
     @OptionGroup var logging: LoggingOptions
 
     func run() async throws {
@@ -42,10 +49,29 @@ struct ServeCommand: AsyncParsableCommand {
             throw ValidationError("--drain-timeout must look like 10s or 500ms, got \(drainTimeout)")
         }
         let logger = Logger(label: "ferry.serve")
-        let peer = FerryPeer(configuration: .init(drainTimeout: drain, restartsOnSIGUSR2: true), logger: logger)
+        let registry = etcd.registry(logger: logger)
+        if service != nil && registry == nil { throw ValidationError("--service needs --etcd") }
+        // Filled in once the listener is up; the shutdown hook deregisters before draining.
+        let registration = Registration()
+        let hooks = FerryPeer.Hooks(onShutdown: {
+            guard let (registry, node) = registration.current else { return }
+            do {
+                try await registry.deregister(node)
+                print("ferry serve: deregistered \(node.service) at \(node.address)")
+            } catch {
+                logger.warning("could not deregister", metadata: ["error": "\(error)"])
+            }
+        })
+        let peer = FerryPeer(configuration: .init(hooks: hooks, drainTimeout: drain, restartsOnSIGUSR2: true), logger: logger)
         DemoRoutes.install(on: peer.router)
         let listener = try await peer.listen(address)
         print("ferry serve: listening on \(listener.address) (pid \(ProcessInfo.processInfo.processIdentifier)); routes: \(peer.router.routes.map(\.description).joined(separator: ", "))")
+        if let registry, let service {
+            let node = FerryNode(service: service, address: listener.address, router: peer.router)
+            try await registry.register(node)
+            registration.current = (registry, node)
+            print("ferry serve: registered as \(service) in etcd (\(registry.key(of: node)))")
+        }
         print("Ctrl-C or SIGTERM stops gracefully; SIGUSR2 restarts without downtime")
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: peer, successTerminationBehavior: .gracefullyShutdownGroup)],
@@ -53,5 +79,14 @@ struct ServeCommand: AsyncParsableCommand {
             logger: logger))
         try await group.run()
         print("ferry serve: stopped (pid \(ProcessInfo.processInfo.processIdentifier))")
+    }
+}
+
+/// The registry entry of the serving node, once there is one.
+private final class Registration: Sendable {
+    private let storage = Mutex<(FerryEtcdRegistry, FerryNode)?>(nil)
+    var current: (FerryEtcdRegistry, FerryNode)? {
+        get { storage.withLock { $0 } }
+        set { storage.withLock { $0 = newValue } }
     }
 }

@@ -19,22 +19,25 @@ public final class FerryEtcdClient: Sendable {
     /// The endpoints, e.g. `http://127.0.0.1:2379`.
     public let endpoints: [String]
     private let http: HTTPClient
-    private let ownsHTTPClient: Bool
     private let preferred = Mutex(0)
     private let requestTimeout: TimeAmount
 
+    /// The HTTP client every etcd client shares unless given another: it lives as long as the
+    /// process (so nothing needs shutting down), and allows many connections per endpoint
+    /// because each watch holds one open.
+    static let sharedHTTPClient: HTTPClient = {
+        var configuration = HTTPClient.Configuration()
+        configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 256)
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }()
+
     /// Creates a client for `endpoints`; requests give up on one endpoint after `requestTimeout`.
+    /// Pass `httpClient` to use your own (you shut it down); by default a process-wide one is used.
     public init(endpoints: [String], requestTimeout: Duration = .seconds(5), httpClient: HTTPClient? = nil) {
         precondition(!endpoints.isEmpty, "an etcd client needs at least one endpoint")
         self.endpoints = endpoints.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
-        self.http = httpClient ?? HTTPClient(eventLoopGroupProvider: .singleton)
-        self.ownsHTTPClient = httpClient == nil
+        self.http = httpClient ?? Self.sharedHTTPClient
         self.requestTimeout = TimeAmount(requestTimeout)
-    }
-
-    /// Releases the HTTP client (if this client created it).
-    public func shutdown() async {
-        if ownsHTTPClient { try? await http.shutdown() }
     }
 
     // MARK: Key-value

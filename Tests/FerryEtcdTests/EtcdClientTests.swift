@@ -21,7 +21,6 @@ struct EtcdClientTests {
         #expect(try await client.delete("/t/", prefix: true) == 2)
         #expect(try await client.range("/t/", prefix: true).values.isEmpty)
         #expect(try await client.range("/u/c").values.count == 1)
-        await client.shutdown()
     }
 
     @Test("a key on a lease lives while the lease is kept alive and goes when it expires or is revoked")
@@ -50,7 +49,6 @@ struct EtcdClientTests {
         try await client.put("/lease/other", value: [2], lease: second.id)
         try await client.revoke(second.id)
         #expect(try await client.range("/lease/other").values.isEmpty)
-        await client.shutdown()
     }
 
     @Test("a watch sees puts and deletes under its prefix, and can resume from a revision")
@@ -72,7 +70,6 @@ struct EtcdClientTests {
         #expect(seen.map(\.kind) == [.put, .delete])
         #expect(seen.map(\.keyValue.key) == ["/w/x", "/w/x"])
         #expect(seen.first?.keyValue.value == Array("hello".utf8))
-        await client.shutdown()
     }
 
     @Test("requests fail over to a live endpoint, and say which endpoints were tried when none answers")
@@ -93,6 +90,5 @@ struct EtcdClientTests {
             #expect(failures.count == 2)
             #expect(failures.contains { $0.contains("\(deadPort)") })
         }
-        await client.shutdown()
     }
 }

@@ -79,12 +79,20 @@ final class EtcdProcess: @unchecked Sendable {
             pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
         }
         guard connected else { return false }
-        // Connected is not ready: ask for the health endpoint.
+        // Connected is not ready: ask for the health endpoint, and read the whole answer (the
+        // server closes an HTTP/1.0 connection after it; headers and body may come apart).
+        var timeout = timeval(tv_sec: 1, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         let request = "GET /health HTTP/1.0\r\n\r\n"
         _ = request.withCString { send(fd, $0, strlen($0), 0) }
+        var response: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 512)
-        let count = recv(fd, &buffer, buffer.count, 0)
-        return count > 0 && String(decoding: buffer.prefix(count), as: UTF8.self).contains("\"health\":\"true\"")
+        while response.count < 8192 {
+            let count = recv(fd, &buffer, buffer.count, 0)
+            if count <= 0 { break }
+            response += buffer.prefix(count)
+        }
+        return String(decoding: response, as: UTF8.self).contains("\"health\":\"true\"")
     }
 
     static func freePort() throws -> Int {

@@ -94,6 +94,10 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
     /// Whether the session has a live connection (false while redialling and once closed).
     public var isActive: Bool { state.withLock { $0.phase == .open } && channel.isActive }
 
+    /// Whether the session is closed for good: closed by either side with no redial, or its
+    /// redial gave up. A session that is redialling is not closed.
+    public var isClosed: Bool { state.withLock { $0.phase == .closed } }
+
     /// A readable form, for logs and error messages.
     public var description: String { "FerrySession(\(id), remote: \(remoteAddress))" }
 

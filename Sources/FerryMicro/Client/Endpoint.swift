@@ -35,6 +35,8 @@ final class Endpoint: Sendable {
 
     /// The weight of the newest latency sample in the moving average.
     static let latencySmoothing = 0.3
+    /// The latency sample, in seconds, that a failed call counts as at least.
+    static let failureLatencyPenalty = 1.0
 
     init(node: FerryNode, peer: FerryPeer, poolSize: Int, breaker: CircuitBreaker.Settings?) {
         self.node = node
@@ -89,14 +91,20 @@ final class Endpoint: Sendable {
     func finish(_ admission: Admission, verdict: CircuitBreaker.Verdict, latency: Duration?, at now: ContinuousClock.Instant) -> Finish {
         state.withLock { state in
             state.inFlight -= 1
+            var sample = latency.map { Double($0.components.seconds) + Double($0.components.attoseconds) / 1e18 }
             switch verdict {
-            case .failure: state.failures += 1
-            case .none: state.cancelled += 1
+            case .failure:
+                state.failures += 1
+                // A node that fails fast must not look fast to the balancer.
+                sample = max(sample ?? 0, Self.failureLatencyPenalty)
+            case .none:
+                state.cancelled += 1
+                sample = nil
             case .success:
-                if let latency {
-                    let sample = Double(latency.components.seconds) + Double(latency.components.attoseconds) / 1e18
-                    state.latency = state.latency.map { $0 + Self.latencySmoothing * (sample - $0) } ?? sample
-                }
+                break
+            }
+            if let sample {
+                state.latency = state.latency.map { $0 + Self.latencySmoothing * (sample - $0) } ?? sample
             }
             var change: FerryClient.CircuitState?
             if let permit = admission.permit, let before = state.breaker?.state {
@@ -135,13 +143,4 @@ final class Endpoint: Sendable {
                 averageLatency: state.latency.map { .nanoseconds(Int64($0 * 1e9)) })
         }
     }
-}
-
-/// The endpoints of a client at one moment, with a generation that changes whenever the set
-/// does (balancers that precompute over the set, like the hash ring, key their caches on it).
-struct EndpointSet: Sendable {
-    var generation: UInt64
-    var endpoints: [Endpoint]
-
-    static let empty = EndpointSet(generation: 0, endpoints: [])
 }

@@ -28,9 +28,9 @@ extension FerryClient {
         replyStatus: @escaping @Sendable (Value) -> FerryStatus?
     ) async throws -> Value {
         let set = try await currentEndpoints(timeout: timeout)
-        budget.recordCall()
         var tried: [Endpoint] = []
         let (first, admission) = try pickOrThrow(route: route, hashKey: hashKey, in: set, excluding: tried)
+        budget.recordCall()
         tried.append(first)
         let maximumAttempts = max(configuration.retry.maximumAttempts, 1)
 
@@ -39,7 +39,7 @@ extension FerryClient {
             var current = admission
             var attempts = 1
             while true {
-                let result = await attempt(on: endpoint, current, operation: operation, replyStatus: replyStatus)
+                let result = await attempt(on: endpoint, current, timeout: timeout, operation: operation, replyStatus: replyStatus)
                 guard attempts < maximumAttempts, let code = retryableCode(of: result, replyStatus: replyStatus),
                     let next = nextAttempt(route: route, hashKey: hashKey, excluding: tried, after: code, from: endpoint)
                 else { return try result.get() }
@@ -50,7 +50,7 @@ extension FerryClient {
         }
 
         let result: Result<Value, FerryStatus> = await withTaskGroup(of: RaceEvent<Value>.self) { group in
-            group.addTask { .finished(await self.attempt(on: first, admission, operation: operation, replyStatus: replyStatus)) }
+            group.addTask { .finished(await self.attempt(on: first, admission, timeout: timeout, operation: operation, replyStatus: replyStatus)) }
             group.addTask {
                 do {
                     try await Task.sleep(for: backupDelay)
@@ -76,7 +76,7 @@ extension FerryClient {
                     let (endpoint, admission) = next
                     tried.append(endpoint)
                     running += 1
-                    group.addTask { .finished(await self.attempt(on: endpoint, admission, operation: operation, replyStatus: replyStatus)) }
+                    group.addTask { .finished(await self.attempt(on: endpoint, admission, timeout: timeout, operation: operation, replyStatus: replyStatus)) }
                 case .finished(let result):
                     running -= 1
                     last = result
@@ -93,7 +93,7 @@ extension FerryClient {
                         tried.append(endpoint)
                         attempts += 1
                         running += 1
-                        group.addTask { .finished(await self.attempt(on: endpoint, admission, operation: operation, replyStatus: replyStatus)) }
+                        group.addTask { .finished(await self.attempt(on: endpoint, admission, timeout: timeout, operation: operation, replyStatus: replyStatus)) }
                         continue
                     }
                     group.cancelAll()
@@ -144,7 +144,7 @@ extension FerryClient {
     /// One attempt on `endpoint`, admitted with `admission`: takes a pooled session, runs the
     /// operation, and tells the endpoint how it went.
     private func attempt<Value: Sendable>(
-        on endpoint: Endpoint, _ admission: Endpoint.Admission,
+        on endpoint: Endpoint, _ admission: Endpoint.Admission, timeout: Duration?,
         operation: @Sendable (FerrySession) async throws -> Value,
         replyStatus: (Value) -> FerryStatus?
     ) async -> Result<Value, FerryStatus> {
@@ -152,7 +152,7 @@ extension FerryClient {
         var session: FerrySession?
         let result: Result<Value, FerryStatus>
         do {
-            let pooled = try await endpoint.pool.session()
+            let pooled = try await endpoint.pool.session(timeout: timeout ?? peer.configuration.defaultCallTimeout)
             session = pooled
             result = .success(try await operation(pooled))
         } catch let status as FerryStatus {

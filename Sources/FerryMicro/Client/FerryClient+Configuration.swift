@@ -10,8 +10,8 @@ extension FerryClient {
     public struct Configuration: Sendable {
         /// How an endpoint is chosen for each call. Default ``FerryLoadBalancer/powerOfTwoChoices``.
         public var balancer: FerryLoadBalancer
-        /// Sessions per endpoint; calls take them in turn. Each is dialled on first use.
-        /// Default 1.
+        /// Sessions per endpoint (at least 1); calls take them in turn. Each is dialled on first
+        /// use. Default 1.
         public var poolSize: Int
         /// The per-endpoint circuit breaker; nil turns breaking off.
         public var breaker: CircuitBreaker?
@@ -85,7 +85,8 @@ extension FerryClient.Configuration {
     /// call of the client: each call adds ``budgetRatio`` of a token, a floor adds
     /// ``minimumRetriesPerSecond`` tokens a second, and every retry and backup request takes
     /// one. With the defaults, retries add at most 20 % to the calls sent, plus ten a second,
-    /// so a failing service never sees its load multiplied.
+    /// so a failing service never sees its load multiplied. At most 100 calls' worth of
+    /// deposits are kept, so a long healthy spell cannot bank a retry storm.
     public struct Retry: Sendable, Hashable {
         /// Attempts per call, the first one included; 1 turns retries off. Default 3.
         public var maximumAttempts: Int

@@ -26,7 +26,8 @@ extension FerryClient {
         public var failures: Int
         /// Attempts cancelled: backup races lost, callers that gave up.
         public var cancelled: Int
-        /// The moving average of reply latency; nil before the first reply.
+        /// The moving average of attempt latency (a failed attempt counts as at least one
+        /// second); nil before the first attempt ends.
         public var averageLatency: Duration?
 
         public var description: String {

@@ -19,13 +19,19 @@ import Synchronization
 ///
 /// The client starts watching the registry on its first call, which waits for the first list
 /// of nodes (at most the call's timeout). Options (timeout, meta, codecs, filters) go unchanged
-/// to the session call of every attempt. The client dials through the ``FerryPeer`` it is
-/// given, so that peer's configuration applies to its sessions (dial timeout, TLS-free
-/// transports, auth, heartbeats, routes for pushes from the service back to the client).
+/// to the session call of every attempt; waiting for a dial is bounded by the same timeout.
+/// The client dials through the ``FerryPeer`` it is given, so that peer's configuration applies
+/// to its sessions (dial timeout, auth, heartbeats, redial, routes for pushes from the service
+/// back to the client). Nodes are dialled over plain TCP or Unix sockets.
+///
+/// A node that leaves the registry takes no new calls; its sessions close once the calls in
+/// flight on them are answered. A node whose entry changes (weight, routes, …) gets a fresh
+/// endpoint the same way.
 ///
 /// Failures of the client itself, besides those of the session calls:
 /// - **105 "No Endpoint"**: no node of the service serves the route.
 /// - **503 "Circuit Open"**: nodes serve the route, but every one's circuit breaker is open.
+/// - **408 "Timeout"**: the registry gave no list of nodes within the call's timeout.
 /// - **1 "Client Closed"**: ``close()`` was called.
 ///
 /// When retries and backup requests are used up, the call ends with its last attempt's reply

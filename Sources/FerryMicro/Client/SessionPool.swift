@@ -1,19 +1,23 @@
 import Synchronization
 
 /// Up to `size` sessions to one endpoint, dialled lazily: each call takes the next slot in turn,
-/// and an empty slot is dialled by the first call that reaches it (later callers share that
-/// dial). A session that lost its connection is evicted and its slot dialled again on demand.
+/// and an empty slot is dialled by the first call that reaches it while later callers wait for
+/// the same dial. A caller stops waiting at its deadline or when it is cancelled; the dial goes
+/// on and fills the slot for the next call. A session that lost its connection is closed and
+/// its slot dialled again on demand.
 final class SessionPool: Sendable {
     private enum Slot {
         case empty
-        case dialling(id: UInt64, task: Task<FerrySession, any Error>)
+        case dialling(UInt64)
         case ready(FerrySession)
     }
 
     private struct State {
         var slots: [Slot]
         var next = 0
-        var nextDialID: UInt64 = 0
+        var nextID: UInt64 = 0
+        /// Callers waiting for each running dial, by dial ID and then waiter ID.
+        var waiters: [UInt64: [UInt64: CheckedContinuation<FerrySession, any Error>]] = [:]
         var closed = false
     }
 
@@ -27,66 +31,128 @@ final class SessionPool: Sendable {
         self.state = Mutex(State(slots: Array(repeating: .empty, count: max(size, 1))))
     }
 
-    /// A session from the next slot, dialling it if needed. Throws 105 when the dial fails and
-    /// 102 once the pool is closed.
-    func session() async throws -> FerrySession {
-        enum Step {
-            case use(FerrySession)
-            case await(UInt64, Int, Task<FerrySession, any Error>, replacing: FerrySession?)
-        }
-        let step: Step = try state.withLock { state in
+    /// A session from the next slot, dialling it if needed. Throws 105 when the dial fails, 408
+    /// when it takes longer than `timeout`, 499 when the task is cancelled, and 102 once the
+    /// pool is closed.
+    func session(timeout: Duration) async throws -> FerrySession {
+        let index: Int = try state.withLock { state in
             guard !state.closed else { throw Self.closedStatus }
-            let index = state.next % state.slots.count
-            state.next &+= 1
-            var replaced: FerrySession?
-            switch state.slots[index] {
-            case .ready(let session):
-                // A session whose connection is gone (closed, or redialling) is replaced now
-                // rather than failing this call.
-                if session.isActive { return .use(session) }
-                replaced = session
-            case .dialling(let id, let task):
-                return .await(id, index, task, replacing: nil)
-            case .empty:
-                break
-            }
-            state.nextDialID &+= 1
-            let id = state.nextDialID
-            let peer = self.peer
-            let address = self.address
-            let task = Task { try await peer.dial(address) }
-            state.slots[index] = .dialling(id: id, task: task)
-            return .await(id, index, task, replacing: replaced)
+            defer { state.next &+= 1 }
+            return state.next % state.slots.count
         }
-        switch step {
-        case .use(let session):
+        // Fast path: the slot holds a connected session.
+        if case .ready(let session) = state.withLock({ $0.slots[index] }), session.isActive {
             return session
-        case .await(let id, let index, let task, let replaced):
-            if let replaced { await replaced.close() }
-            let result = await task.result
-            let (session, closeIt): (FerrySession?, Bool) = state.withLock { state in
-                let session = try? result.get()
-                guard case .dialling(let current, _) = state.slots[index], current == id else {
-                    // Another waiter already settled the slot, or the pool closed meanwhile.
-                    return (session, state.closed)
-                }
-                if state.closed {
-                    state.slots[index] = .empty
-                    return (session, true)
-                }
-                state.slots[index] = session.map(Slot.ready) ?? .empty
-                return (session, false)
-            }
-            if closeIt {
-                if let session { await session.close() }
-                throw Self.closedStatus
-            }
-            if let session { return session }
-            if case .failure(let error) = result {
-                throw (error as? FerryStatus) ?? FerryStatus(.dialFailed, "Dial Failed", cause: "\(address): \(error)")
-            }
-            throw FerryStatus(.dialFailed, "Dial Failed", cause: "\(address)")
         }
+        let waiterID = state.withLock { state in
+            state.nextID &+= 1
+            return state.nextID
+        }
+        let (session, replaced): (FerrySession, FerrySession?) = try await withThrowingTaskGroup(of: (FerrySession, FerrySession?)?.self) { group in
+            group.addTask {
+                try await self.waitForSlot(index, waiterID: waiterID)
+            }
+            group.addTask {
+                try? await Task.sleep(for: timeout)
+                return nil
+            }
+            defer { group.cancelAll() }
+            guard let first = try await group.next(), let outcome = first else {
+                if Task.isCancelled { throw Self.cancelledStatus }
+                throw FerryStatus(.timedOut, "Timeout", cause: "dialling \(address) took longer than \(timeout)")
+            }
+            return outcome
+        }
+        if let replaced { await replaced.close() }
+        return session
+    }
+
+    /// The session in slot `index`, dialling it (or joining its dial) when it has none. Also
+    /// returns a disconnected session the slot held, for the caller to close.
+    private func waitForSlot(_ index: Int, waiterID: UInt64) async throws -> (FerrySession, FerrySession?) {
+        let replaced = Mutex<FerrySession?>(nil)
+        let session: FerrySession = try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<FerrySession, any Error>) in
+                enum Step {
+                    case resume(Result<FerrySession, FerryStatus>)
+                    case dial(UInt64)
+                    case wait
+                }
+                let step: Step = state.withLock { state in
+                    if state.closed { return .resume(.failure(Self.closedStatus)) }
+                    if Task.isCancelled { return .resume(.failure(Self.cancelledStatus)) }
+                    switch state.slots[index] {
+                    case .ready(let session) where session.isActive:
+                        return .resume(.success(session))
+                    case .dialling(let dialID):
+                        state.waiters[dialID, default: [:]][waiterID] = continuation
+                        return .wait
+                    case .ready(let session):
+                        // Its connection is gone (closed, or redialling): replace it now rather
+                        // than fail this call.
+                        replaced.withLock { $0 = session }
+                    case .empty:
+                        break
+                    }
+                    state.nextID &+= 1
+                    let dialID = state.nextID
+                    state.slots[index] = .dialling(dialID)
+                    state.waiters[dialID] = [waiterID: continuation]
+                    return .dial(dialID)
+                }
+                switch step {
+                case .resume(let result):
+                    continuation.resume(with: result)
+                case .wait:
+                    break
+                case .dial(let dialID):
+                    let peer = self.peer
+                    let address = self.address
+                    Task {
+                        let result: Result<FerrySession, FerryStatus>
+                        do {
+                            result = .success(try await peer.dial(address))
+                        } catch {
+                            result = .failure((error as? FerryStatus) ?? FerryStatus(.dialFailed, "Dial Failed", cause: "\(address): \(error)"))
+                        }
+                        await self.dialFinished(slot: index, dialID: dialID, result: result)
+                    }
+                }
+            }
+        } onCancel: {
+            state.withLock { state -> CheckedContinuation<FerrySession, any Error>? in
+                for dialID in Array(state.waiters.keys) {
+                    if let waiter = state.waiters[dialID]?.removeValue(forKey: waiterID) { return waiter }
+                }
+                return nil
+            }?.resume(throwing: Self.cancelledStatus)
+        }
+        return (session, replaced.withLock { $0 })
+    }
+
+    /// Settles a slot with the outcome of its dial and wakes the callers waiting for it.
+    private func dialFinished(slot index: Int, dialID: UInt64, result: Result<FerrySession, FerryStatus>) async {
+        let (waiters, closeIt): ([CheckedContinuation<FerrySession, any Error>], Bool) = state.withLock { state in
+            let waiters = Array((state.waiters.removeValue(forKey: dialID) ?? [:]).values)
+            if state.closed {
+                state.slots[index] = .empty
+                return (waiters, true)
+            }
+            if case .dialling(let current) = state.slots[index], current == dialID {
+                if case .success(let session) = result {
+                    state.slots[index] = .ready(session)
+                } else {
+                    state.slots[index] = .empty
+                }
+            }
+            return (waiters, false)
+        }
+        if closeIt {
+            for waiter in waiters { waiter.resume(throwing: Self.closedStatus) }
+            if case .success(let session) = result { await session.close() }
+            return
+        }
+        for waiter in waiters { waiter.resume(with: result) }
     }
 
     /// Drops `session` from its slot and closes it, if it no longer has a connection (the call
@@ -133,5 +199,9 @@ final class SessionPool: Sendable {
 
     private static var closedStatus: FerryStatus {
         FerryStatus(.connectionClosed, "Connection Closed", cause: "the endpoint left the client")
+    }
+
+    private static var cancelledStatus: FerryStatus {
+        FerryStatus(.cancelled, "Cancelled", cause: "the calling task was cancelled")
     }
 }

@@ -60,6 +60,7 @@ public final class FerryRateLimiter: FerryMiddleware {
         self.state = Mutex(State(lastSweep: .now))
     }
 
+    /// Passes the message on if its session and route have a token each, else throws 429.
     public func handle(_ message: FerryMessage, context: FerryContext, next: FerryHandler) async throws -> FerryResponse {
         if let refusal = admit(session: context.session.id, route: message.serviceMethod, at: .now) {
             context.logger.debug("rate limited", metadata: ["route": "\(message.serviceMethod)", "cause": "\(refusal.cause)"])

@@ -90,6 +90,7 @@ public struct FerryNode: Hashable, Sendable, Codable, CustomStringConvertible {
         case service, address, routes, weight, version, metadata
     }
 
+    /// Decodes the JSON shape above; an address that does not parse is a `DecodingError`.
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         let text = try container.decode(String.self, forKey: .address)
@@ -105,6 +106,7 @@ public struct FerryNode: Hashable, Sendable, Codable, CustomStringConvertible {
         self.metadata = try container.decodeIfPresent([String: String].self, forKey: .metadata) ?? [:]
     }
 
+    /// Encodes the JSON shape above, every field included.
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(service, forKey: .service)

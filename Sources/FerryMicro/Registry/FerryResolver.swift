@@ -57,6 +57,7 @@ public struct FerryResolver: AsyncSequence, Sendable {
         return service == nil ? node.routes.contains(route) : node.serves(route)
     }
 
+    /// Starts a watch of its own for this iteration.
     public func makeAsyncIterator() -> AsyncIterator {
         AsyncIterator(resolver: self)
     }

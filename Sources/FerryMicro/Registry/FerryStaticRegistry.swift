@@ -48,6 +48,7 @@ public final class FerryStaticRegistry: FerryRegistry {
         self.state = Mutex(initial)
     }
 
+    /// Adds `node` (or replaces the entry with its service and address) and notifies watchers.
     public func register(_ node: FerryNode) async throws {
         state.withLock { state in
             Self.upsert(node, into: &state.nodes)
@@ -55,6 +56,7 @@ public final class FerryStaticRegistry: FerryRegistry {
         }
     }
 
+    /// Removes the entry with `node`'s service and address, and notifies watchers if there was one.
     public func deregister(_ node: FerryNode) async throws {
         state.withLock { state in
             let before = state.nodes.count
@@ -63,10 +65,12 @@ public final class FerryStaticRegistry: FerryRegistry {
         }
     }
 
+    /// The nodes of `service` (nil: all), in registration order.
     public func nodes(service: String?) async throws -> [FerryNode] {
         state.withLock { $0.nodes(of: service) }
     }
 
+    /// The nodes of `service` (nil: all) now and after every change; never fails.
     public func watch(service: String?) -> AsyncThrowingStream<[FerryNode], any Error> {
         let (stream, continuation) = AsyncThrowingStream<[FerryNode], any Error>.makeStream(bufferingPolicy: .bufferingNewest(1))
         let id: UInt64 = state.withLock { state in

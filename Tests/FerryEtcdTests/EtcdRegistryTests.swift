@@ -1,0 +1,185 @@
+import Foundation
+import Logging
+import Synchronization
+import Testing
+
+@testable import FerryEtcd
+
+private func quietLogger() -> Logger { Logger(label: "ferry.test") { _ in SwiftLogNoOpLogHandler() } }
+
+/// A server peer whose `/who` route answers its name.
+private func startNode(_ name: String) async throws -> (peer: FerryPeer, node: FerryNode) {
+    let peer = FerryPeer(logger: quietLogger())
+    peer.router.call("/who") { (_: Void, _: FerryContext) in name }
+    let listener = try await peer.listen(.tcp(host: "127.0.0.1", port: 0))
+    return (peer, FerryNode(service: "who", address: listener.address, router: peer.router))
+}
+
+private final class StopFlag: Sendable {
+    private let value = Mutex(false)
+    func set() { value.withLock { $0 = true } }
+    var isSet: Bool { value.withLock { $0 } }
+}
+
+private final class Tally: Sendable {
+    private let counts = Mutex<[String: Int]>([:])
+    private let failures = Mutex<[String]>([])
+    func record(_ name: String) { counts.withLock { $0[name, default: 0] += 1 } }
+    func fail(_ error: any Error) { failures.withLock { $0.append("\(error)") } }
+    var byNode: [String: Int] { counts.withLock { $0 } }
+    var failed: [String] { failures.withLock { $0 } }
+    func reset() { counts.withLock { $0 = [:] } }
+}
+
+/// Keeps `callers` tasks calling `/who` until `stop` is set.
+private func load(_ client: FerryClient, tally: Tally, callers: Int, until stop: StopFlag) async {
+    await withTaskGroup(of: Void.self) { group in
+        for _ in 0..<callers {
+            group.addTask {
+                while !stop.isSet {
+                    do {
+                        tally.record(try await client.call("/who", (), as: String.self, options: .timeout(.seconds(3))))
+                    } catch {
+                        tally.fail(error)
+                    }
+                }
+            }
+        }
+    }
+}
+
+@Suite("etcd registry against a real etcd", .enabled(if: EtcdProcess.isInstalled, "etcd is not installed (apt-get install etcd-server)"))
+struct EtcdRegistryTests {
+    @Test("a node registers under its lease, is listed and watched, and deregisters at once")
+    func registerWatchDeregister() async throws {
+        let etcd = try EtcdProcess()
+        defer { etcd.remove() }
+        try await etcd.start()
+        let registry = FerryEtcdRegistry(client: FerryEtcdClient(endpoints: [etcd.endpoint]), ttl: 5, logger: quietLogger())
+        let (peer, node) = try await startNode("a")
+        var updates = registry.watch(service: "who").makeAsyncIterator()
+        #expect(try await updates.next() == [])
+        try await registry.register(node)
+        #expect(try await updates.next() == [node])
+        #expect(try await registry.nodes(service: "who") == [node])
+        let stored = try await registry.client.range(registry.key(of: node)).values.first
+        #expect(stored.map { String(decoding: $0.value, as: UTF8.self).contains("\"service\":\"who\"") } == true)
+        try await registry.deregister(node)
+        #expect(try await updates.next() == [])
+        #expect(try await registry.nodes(service: nil).isEmpty)
+        await peer.close()
+    }
+
+    @Test("a node that dies without deregistering leaves the registry within the TTL and traffic moves away")
+    func leaseExpiryMovesTraffic() async throws {
+        let etcd = try EtcdProcess()
+        defer { etcd.remove() }
+        try await etcd.start()
+        let endpoints = [etcd.endpoint]
+        let registryA = FerryEtcdRegistry(client: FerryEtcdClient(endpoints: endpoints), ttl: 2, logger: quietLogger())
+        let registryB = FerryEtcdRegistry(client: FerryEtcdClient(endpoints: endpoints), ttl: 2, logger: quietLogger())
+        let (peerA, nodeA) = try await startNode("a")
+        let (peerB, nodeB) = try await startNode("b")
+        try await registryA.register(nodeA)
+        try await registryB.register(nodeB)
+        let clientRegistry = FerryEtcdRegistry(client: FerryEtcdClient(endpoints: endpoints), logger: quietLogger())
+        let client = FerryClient(service: "who", registry: clientRegistry, configuration: .init(balancer: .roundRobin))
+        let tally = Tally()
+        for _ in 0..<20 { tally.record(try await client.call("/who", (), as: String.self)) }
+        #expect(Set(tally.byNode.keys) == ["a", "b"])
+
+        // Node a crashes: no deregistration, its lease stops being renewed.
+        registryA.abandonAll()
+        await peerA.close()
+        let died = ContinuousClock.now
+        var gone = false
+        while !gone && ContinuousClock.now < died + .seconds(6) {
+            gone = try await clientRegistry.nodes(service: "who") == [nodeB]
+            if !gone { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        #expect(gone, "node a should leave etcd within its 2 s TTL")
+        #expect(died.duration(to: .now) < .seconds(5))
+        tally.reset()
+        for _ in 0..<20 { tally.record(try await client.call("/who", (), as: String.self)) }
+        #expect(tally.byNode == ["b": 20])
+        await client.close()
+        await registryB.shutdown()
+        await peerB.close()
+    }
+
+    @Test("a node that deregisters first and then drains loses no call under load")
+    func gracefulDeregistration() async throws {
+        let etcd = try EtcdProcess()
+        defer { etcd.remove() }
+        try await etcd.start()
+        let endpoints = [etcd.endpoint]
+        let registry = FerryEtcdRegistry(client: FerryEtcdClient(endpoints: endpoints), ttl: 5, logger: quietLogger())
+        let (peerA, nodeA) = try await startNode("a")
+        let (peerB, nodeB) = try await startNode("b")
+        try await registry.register(nodeA)
+        try await registry.register(nodeB)
+        let client = FerryClient(
+            service: "who", registry: FerryEtcdRegistry(client: FerryEtcdClient(endpoints: endpoints), logger: quietLogger()),
+            configuration: .init(balancer: .roundRobin))
+        let tally = Tally()
+        let stop = StopFlag()
+        async let running: Void = load(client, tally: tally, callers: 4, until: stop)
+        try await Task.sleep(for: .milliseconds(400))
+        // What a node does on SIGTERM: deregister, then drain.
+        try await registry.deregister(nodeA)
+        try await Task.sleep(for: .milliseconds(300))
+        await peerA.shutdown(drainTimeout: .seconds(2))
+        try await Task.sleep(for: .milliseconds(400))
+        stop.set()
+        await running
+        #expect(tally.failed.isEmpty, "failed calls: \(tally.failed.prefix(3))")
+        #expect((tally.byNode["a"] ?? 0) > 0 && (tally.byNode["b"] ?? 0) > 0)
+        await client.close()
+        await registry.shutdown()
+        await peerB.close()
+    }
+
+    @Test("etcd restarted without its data mid-run: clients keep calling on the last good list and nodes register again")
+    func etcdRestart() async throws {
+        let etcd = try EtcdProcess()
+        defer { etcd.remove() }
+        try await etcd.start()
+        let endpoints = [etcd.endpoint]
+        let registry = FerryEtcdRegistry(client: FerryEtcdClient(endpoints: endpoints, requestTimeout: .seconds(1)), ttl: 2, logger: quietLogger())
+        let (peerA, nodeA) = try await startNode("a")
+        let (peerB, nodeB) = try await startNode("b")
+        try await registry.register(nodeA)
+        try await registry.register(nodeB)
+        let client = FerryClient(
+            service: "who", registry: FerryEtcdRegistry(client: FerryEtcdClient(endpoints: endpoints, requestTimeout: .seconds(1)), logger: quietLogger()),
+            configuration: .init(balancer: .roundRobin))
+        let tally = Tally()
+        let stop = StopFlag()
+        async let running: Void = load(client, tally: tally, callers: 2, until: stop)
+        try await Task.sleep(for: .milliseconds(300))
+        etcd.stop(abruptly: true)
+        try FileManager.default.removeItem(at: etcd.directory.appendingPathComponent("data"))
+        try await Task.sleep(for: .seconds(1))
+        tally.reset()
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(Set(tally.byNode.keys) == ["a", "b"], "calls go on to both nodes while etcd is down")
+        try await etcd.start()
+        // The keepers find their leases gone and write the nodes again.
+        var back = false
+        let restarted = ContinuousClock.now
+        while !back && ContinuousClock.now < restarted + .seconds(8) {
+            back = (try? await registry.nodes(service: "who").count) == 2
+            if !back { try await Task.sleep(for: .milliseconds(200)) }
+        }
+        #expect(back, "both nodes registered again")
+        stop.set()
+        await running
+        #expect(tally.failed.isEmpty, "failed calls: \(tally.failed.prefix(3))")
+        await client.close()
+        await registry.shutdown()
+        await peerA.close()
+        await peerB.close()
+        _ = nodeA
+        _ = nodeB
+    }
+}

@@ -1,0 +1,233 @@
+import FerryMicro
+import Logging
+import Synchronization
+import Testing
+
+/// A logger that drops everything.
+func quietLogger() -> Logger {
+    Logger(label: "ferry.micro.test") { _ in SwiftLogNoOpLogHandler() }
+}
+
+/// A peer for clients, with a quiet logger.
+func makeClientPeer(_ configuration: FerryPeer.Configuration = FerryPeer.Configuration()) -> FerryPeer {
+    FerryPeer(configuration: configuration, logger: quietLogger())
+}
+
+/// The service name the test nodes register under.
+let testService = "svc"
+
+/// A server node for the client tests: one peer listening on 127.0.0.1 (port 0) serving
+/// `/work` (answers its own name), `/meta` (answers the value of meta key `k`) and PUSH
+/// `/note`. It counts what reaches it and behaves as told.
+final class TestNode: Sendable {
+    /// How `/work` answers.
+    enum Behaviour: Sendable {
+        /// With the node's name.
+        case answer
+        /// By closing the session, so the caller sees 102.
+        case closeSession
+        /// With this status.
+        case fail(FerryStatus)
+        /// Not until ``release()``.
+        case block
+    }
+
+    /// What the node counts and how it behaves, shared with its route closures.
+    final class Counters: Sendable {
+        struct State {
+            var hits = 0
+            /// The `call` meta of every `/work` call that reached the node.
+            var seen: [String] = []
+            var finished = 0
+            var pushes = 0
+            var behaviour = Behaviour.answer
+            var blocked: [CheckedContinuation<Void, Never>] = []
+            var released = false
+        }
+        let state: Mutex<State>
+
+        init(behaviour: Behaviour) {
+            state = Mutex(State(behaviour: behaviour))
+        }
+
+        func work(name: String, context: FerryContext) async throws -> String {
+            let behaviour = state.withLock { state in
+                state.hits += 1
+                if let id = context.meta["call"] { state.seen.append(id) }
+                return state.behaviour
+            }
+            defer { state.withLock { $0.finished += 1 } }
+            switch behaviour {
+            case .answer:
+                return name
+            case .closeSession:
+                await context.session.close()
+                return name
+            case .fail(let status):
+                throw status
+            case .block:
+                await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                    let wait = state.withLock { state in
+                        if state.released { return false }
+                        state.blocked.append(continuation)
+                        return true
+                    }
+                    if !wait { continuation.resume() }
+                }
+                return name
+            }
+        }
+    }
+
+    let name: String
+    let peer: FerryPeer
+    let listener: FerryListener
+    let routes: [String]
+    let counters: Counters
+
+    private init(name: String, peer: FerryPeer, listener: FerryListener, routes: [String], counters: Counters) {
+        self.name = name
+        self.peer = peer
+        self.listener = listener
+        self.routes = routes
+        self.counters = counters
+    }
+
+    /// Starts a node named `name` whose registry entry lists `routes` (by default the ones it
+    /// serves), with extra router set-up.
+    static func start(
+        _ name: String, behaviour: Behaviour = .answer, routes: [String]? = nil,
+        configuration: FerryPeer.Configuration = FerryPeer.Configuration(),
+        configure: (FerryRouter) -> Void = { _ in }
+    ) async throws -> TestNode {
+        let peer = FerryPeer(configuration: configuration, logger: quietLogger())
+        let counters = Counters(behaviour: behaviour)
+        configure(peer.router)
+        peer.router.call("/work") { (_: String, context: FerryContext) async throws -> String in
+            try await counters.work(name: name, context: context)
+        }
+        peer.router.call("/meta") { (_: String, context: FerryContext) -> String in
+            context.meta["k"] ?? ""
+        }
+        peer.router.push("/note") { (_: String, _: FerryContext) in
+            counters.state.withLock { $0.pushes += 1 }
+        }
+        let listener = try await peer.listen(.tcp(host: "127.0.0.1", port: 0))
+        return TestNode(name: name, peer: peer, listener: listener, routes: routes ?? ["/work", "/meta", "/note"], counters: counters)
+    }
+
+    /// The registry entry of this node.
+    var node: FerryNode { node(weight: FerryNode.defaultWeight) }
+
+    /// The registry entry of this node with `weight` under `service`.
+    func node(weight: Int, service: String = testService) -> FerryNode {
+        FerryNode(service: service, address: listener.address, routes: routes, weight: weight, version: "1.0.0", metadata: ["name": name])
+    }
+
+    /// Calls of `/work` that reached the node.
+    var hits: Int { counters.state.withLock { $0.hits } }
+    /// The `call` meta of the `/work` calls that reached the node.
+    var seen: [String] { counters.state.withLock { $0.seen } }
+    /// Calls of `/work` the node finished handling.
+    var finished: Int { counters.state.withLock { $0.finished } }
+    /// Pushes of `/note` that reached the node.
+    var pushes: Int { counters.state.withLock { $0.pushes } }
+    /// Calls of `/work` waiting for ``release()``.
+    var blockedCount: Int { counters.state.withLock { $0.blocked.count } }
+
+    /// Changes how `/work` answers from now on.
+    func set(_ behaviour: Behaviour) {
+        counters.state.withLock { $0.behaviour = behaviour }
+    }
+
+    /// Lets every blocked call (and later ones) answer.
+    func release() {
+        let waiting = counters.state.withLock { state in
+            state.released = true
+            defer { state.blocked = [] }
+            return state.blocked
+        }
+        for waiter in waiting { waiter.resume() }
+    }
+
+    /// Releases blocked calls and closes the peer.
+    func stop() async {
+        release()
+        await peer.close()
+    }
+}
+
+/// Starts `count` nodes named `n0`, `n1`, ….
+func startNodes(_ count: Int, configure: (FerryRouter) -> Void = { _ in }) async throws -> [TestNode] {
+    var nodes: [TestNode] = []
+    for index in 0..<count {
+        nodes.append(try await TestNode.start("n\(index)", configure: configure))
+    }
+    return nodes
+}
+
+/// Stops every node.
+func stopAll(_ nodes: [TestNode]) async {
+    for node in nodes { await node.stop() }
+}
+
+/// The status thrown by `body`, or nil when it does not throw a ``FerryStatus``.
+func statusThrown<T>(_ body: () async throws -> T) async -> FerryStatus? {
+    do {
+        _ = try await body()
+        return nil
+    } catch let status as FerryStatus {
+        return status
+    } catch {
+        Issue.record("expected a FerryStatus, got \(type(of: error)): \(error)")
+        return nil
+    }
+}
+
+/// Polls `condition` every 10 ms for at most `timeout`; returns whether it became true.
+func eventually(timeout: Duration = .seconds(10), _ condition: @Sendable () async throws -> Bool) async rethrows -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if try await condition() { return true }
+        try? await Task.sleep(for: .milliseconds(10))
+    }
+    return try await condition()
+}
+
+extension FerryClient {
+    /// The status of the endpoint at `address`, if the client has one.
+    func status(of node: TestNode) -> EndpointStatus? {
+        endpoints.first { $0.node.address == node.listener.address }
+    }
+}
+
+/// Suspends callers of ``wait()`` until ``open()``.
+final class Gate: Sendable {
+    private let state = Mutex<(open: Bool, waiters: [CheckedContinuation<Void, Never>], arrivals: Int)>((false, [], 0))
+
+    init() {}
+
+    /// How many callers reached the gate.
+    var arrivals: Int { state.withLock { $0.arrivals } }
+
+    func wait() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let pass = state.withLock { state in
+                state.arrivals += 1
+                if state.open { return true }
+                state.waiters.append(continuation)
+                return false
+            }
+            if pass { continuation.resume() }
+        }
+    }
+
+    func open() {
+        let waiters = state.withLock { state in
+            state.open = true
+            defer { state.waiters = [] }
+            return state.waiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+}
