@@ -2,8 +2,8 @@
 import Foundation
 import PackageDescription
 
-/// The root package's identity is its folder name, whatever the checkout is called.
-let rootPackage = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().lastPathComponent
+/// The root package's identity is its folder name, lower-cased, whatever the checkout is called.
+let rootPackage = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().lastPathComponent.lowercased()
 
 // The fuzz targets live in their own package: they are built only with `-sanitize=fuzzer`
 // (libFuzzer provides `main`), which the library's normal build must never see.
