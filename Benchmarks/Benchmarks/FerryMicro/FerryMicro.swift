@@ -1,0 +1,147 @@
+import Benchmark
+import BenchmarkProto
+import FerryCore
+import Logging
+import NIOCore
+import SwiftProtobuf
+
+// Micro-benchmarks of Ferry's per-message path, one message per iteration: wall time and
+// mallocs per message.
+//
+// FrameEncode        a CALL with the 581-byte body into a reused buffer (FerryRawProto.encodeMessage)
+// FrameDecode        the same frame back into a FerryMessage (FerryRawProto.decodeMessage)
+// FrameEncodeDecode  both, one after the other
+// RoundTripProtobuf  the whole call path in memory, both sides (see below)
+// RoundTripRawBody   the same with the body passed through as bytes (no SwiftProtobuf) Static thresholds live in Benchmarks/Thresholds/; check them with
+// `swift package benchmark thresholds check` (run inside Benchmarks/).
+
+/// A session that goes nowhere: the round trip below never calls back to the peer.
+final class StubSession: FerrySessionProtocol {
+    let id = "127.0.0.1:40000"
+    let remoteAddress = "127.0.0.1:40000"
+    let codecs = FerryCodecRegistry.standard
+    let defaultCodec = FerryCodecID.protobuf
+
+    func setID(_ newID: String) {}
+
+    func call(_ serviceMethod: String, body: ByteBuffer, codec: FerryCodecID, options: FerryCallOptions) async throws -> FerryReply {
+        throw FerryStatus.connectionClosed("stub session")
+    }
+
+    func push(_ serviceMethod: String, body: ByteBuffer, codec: FerryCodecID, options: FerryCallOptions) async throws {
+        throw FerryStatus.connectionClosed("stub session")
+    }
+
+    func close() async {}
+}
+
+/// The CALL every benchmark sends: the workload's route, seq 1, protobuf codec, the 581-byte
+/// body.
+func workloadCall(body: ByteBuffer = ByteBuffer(bytes: Workload.encoded)) -> FerryMessage {
+    FerryMessage(type: .call, seq: 1, serviceMethod: Workload.route, bodyCodec: .protobuf, body: body)
+}
+
+let benchmarks: @Sendable () -> Void = {
+    Workload.checkEncodedSize()
+
+    // Mallocs per message are exact: no tolerance. Wall time on this shared 2-core machine moves
+    // by tens of percent from run to run, so only a doubling of the p90 counts as a regression.
+    Benchmark.defaultConfiguration = .init(
+        metrics: [.wallClock, .mallocCountTotal],
+        timeUnits: .nanoseconds,
+        warmupIterations: 100,
+        maxDuration: .seconds(2),
+        maxIterations: 200_000,
+        thresholds: [
+            .mallocCountTotal: .init(absolute: [.p90: 0]),
+            .wallClock: .init(relative: [.p90: 100.0]),
+        ]
+    )
+
+    let proto = FerryRawProto()
+    let call = workloadCall()
+
+    Benchmark("FrameEncode") { benchmark in
+        var wire = ByteBufferAllocator().buffer(capacity: 1024)
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            wire.clear()
+            try! proto.encodeMessage(call, into: &wire)
+            blackHole(wire.readableBytes)
+        }
+    }
+
+    Benchmark("FrameDecode") { benchmark in
+        var frame = ByteBuffer()
+        try! proto.encodeMessage(call, into: &frame)
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            var input = frame
+            let message = try! proto.decodeMessage(from: &input)
+            blackHole(message)
+        }
+    }
+
+    Benchmark("FrameEncodeDecode") { benchmark in
+        var wire = ByteBufferAllocator().buffer(capacity: 1024)
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            wire.clear()
+            try! proto.encodeMessage(call, into: &wire)
+            let message = try! proto.decodeMessage(from: &wire)
+            blackHole(message)
+        }
+    }
+
+    // The whole per-call path in memory, as the two sessions run it: the caller encodes the
+    // protobuf body and the CALL frame; the callee decodes the frame, routes it through the
+    // router with a context, decodes the body, runs the handler, encodes the reply body and the
+    // REPLY frame; the caller decodes the frame and the reply body.
+    let session = StubSession()
+    let router = FerryRouter()
+    router.call(Workload.route) { (request: Bench_BenchmarkMessage, _) in Workload.answer(request) }
+    router.call("/bench/raw") { (body: ByteBuffer, _) in body }
+    var logger = Logger(label: "ferry-micro")
+    logger.logLevel = .warning
+    let codecs = FerryCodecRegistry.standard
+    let request = Workload.message
+
+    Benchmark("RoundTripProtobuf") { benchmark in
+        var wire = ByteBufferAllocator().buffer(capacity: 2048)
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            let body = try! codecs.encode(request, codec: .protobuf)
+            wire.clear()
+            try! proto.encodeMessage(workloadCall(body: body), into: &wire)
+            let inbound = try! proto.decodeMessage(from: &wire)!
+            let context = FerryContext(session: session, message: inbound, logger: logger)
+            let reply = await router.reply(to: inbound, context: context, exposeErrorDetails: false)
+            wire.clear()
+            try! proto.encodeMessage(reply, into: &wire)
+            let received = try! proto.decodeMessage(from: &wire)!
+            let answer = try! FerryReply(message: received, cost: .zero, codecs: codecs).decode(Bench_BenchmarkMessage.self)
+            precondition(answer.field1 == "OK")
+            blackHole(answer)
+        }
+    }
+
+    Benchmark("RoundTripRawBody") { benchmark in
+        var wire = ByteBufferAllocator().buffer(capacity: 2048)
+        let raw = FerryMessage(
+            type: .call, seq: 1, serviceMethod: "/bench/raw", bodyCodec: .protobuf,
+            body: ByteBuffer(bytes: Workload.encoded))
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            wire.clear()
+            try! proto.encodeMessage(raw, into: &wire)
+            let inbound = try! proto.decodeMessage(from: &wire)!
+            let context = FerryContext(session: session, message: inbound, logger: logger)
+            let reply = await router.reply(to: inbound, context: context, exposeErrorDetails: false)
+            wire.clear()
+            try! proto.encodeMessage(reply, into: &wire)
+            let received = try! proto.decodeMessage(from: &wire)!
+            precondition(received.body.readableBytes == Workload.encodedSize)
+            blackHole(received)
+        }
+    }
+}

@@ -1,0 +1,127 @@
+import Histogram
+import Synchronization
+
+/// One connection (or client) that callers share: `call` makes one request and waits for the
+/// reply, encoding and decoding as the system does.
+protocol CallTarget: Sendable {
+    func call() async throws
+}
+
+/// How long and how hard to load.
+struct LoadPlan: Sendable {
+    /// Concurrent callers.
+    var concurrency: Int
+    /// Total measured calls; nil when measuring for ``duration``.
+    var calls: Int?
+    /// Measured time; nil when measuring a number of ``calls``.
+    var duration: Duration?
+    /// Load before measuring.
+    var warmup: Duration
+}
+
+/// What one run measured.
+struct LoadMeasurement: Sendable {
+    /// Latency in nanoseconds of every measured call that succeeded.
+    var latency: Histogram<UInt64>
+    /// Calls that failed during the measured phase.
+    var errors: Int
+    /// The first failure's text, if any.
+    var firstError: String?
+    /// From the end of the warm-up to the last measured call's reply.
+    var elapsed: Duration
+
+    var succeeded: Int { Int(latency.totalCount) }
+    var queriesPerSecond: Double {
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        return seconds > 0 ? Double(succeeded) / seconds : 0
+    }
+}
+
+/// Runs ``LoadPlan/concurrency`` callers, caller `i` on `targets[i % targets.count]`, each
+/// calling in a loop: the warm-up first, then the measured calls, timed one by one.
+enum LoadGenerator {
+    static let highestTrackableLatency: UInt64 = 120_000_000_000  // 120 s in ns
+
+    static func run(_ plan: LoadPlan, targets: [any CallTarget]) async -> LoadMeasurement {
+        precondition(!targets.isEmpty)
+        let clock = ContinuousClock()
+        let measureStart = clock.now.advanced(by: plan.warmup)
+        let measureEnd = plan.duration.map { measureStart.advanced(by: $0) }
+        let remaining = CallBudget(plan.calls ?? 0)
+
+        struct CallerResult: Sendable {
+            var latency: Histogram<UInt64>
+            var errors: Int
+            var firstError: String?
+            var finished: ContinuousClock.Instant
+        }
+
+        let results = await withTaskGroup(of: CallerResult.self, returning: [CallerResult].self) { group in
+            for index in 0..<plan.concurrency {
+                let target = targets[index % targets.count]
+                group.addTask {
+                    var latency = Histogram<UInt64>(
+                        highestTrackableValue: highestTrackableLatency, numberOfSignificantValueDigits: .three)
+                    var errors = 0
+                    var firstError: String?
+                    while clock.now < measureStart {
+                        do { try await target.call() } catch {
+                            // Failures while warming up are not counted, but a dead server
+                            // must not make the caller spin.
+                            firstError = firstError ?? "warm-up: \(error)"
+                            try? await Task.sleep(for: .milliseconds(10))
+                        }
+                    }
+                    while true {
+                        if let measureEnd {
+                            if clock.now >= measureEnd { break }
+                        } else if !remaining.take() {
+                            break
+                        }
+                        let start = clock.now
+                        do {
+                            try await target.call()
+                            let elapsed = start.duration(to: clock.now)
+                            let nanoseconds = elapsed.components.seconds * 1_000_000_000
+                                + elapsed.components.attoseconds / 1_000_000_000
+                            _ = latency.record(UInt64(max(1, min(nanoseconds, Int64(highestTrackableLatency)))))
+                        } catch {
+                            errors += 1
+                            if firstError == nil || firstError!.hasPrefix("warm-up") { firstError = "\(error)" }
+                            if errors > 1000 { break }
+                        }
+                    }
+                    return CallerResult(latency: latency, errors: errors, firstError: firstError, finished: clock.now)
+                }
+            }
+            var all: [CallerResult] = []
+            all.reserveCapacity(plan.concurrency)
+            for await result in group { all.append(result) }
+            return all
+        }
+
+        var latency = Histogram<UInt64>(highestTrackableValue: highestTrackableLatency, numberOfSignificantValueDigits: .three)
+        var errors = 0
+        var firstError: String?
+        var lastFinish = measureStart
+        for result in results {
+            latency.add(result.latency)
+            errors += result.errors
+            if firstError == nil { firstError = result.firstError }
+            if result.finished > lastFinish { lastFinish = result.finished }
+        }
+        return LoadMeasurement(latency: latency, errors: errors, firstError: firstError, elapsed: measureStart.duration(to: lastFinish))
+    }
+}
+
+/// The measured calls left to make, shared by the callers.
+final class CallBudget: Sendable {
+    private let remaining: Atomic<Int>
+
+    init(_ calls: Int) { remaining = Atomic(calls) }
+
+    /// Claims one call; false when none is left.
+    func take() -> Bool {
+        remaining.wrappingSubtract(1, ordering: .relaxed).newValue >= 0
+    }
+}

@@ -1,0 +1,48 @@
+import ArgumentParser
+
+/// The systems under test.
+enum BenchSystem: String, ExpressibleByArgument, CaseIterable, Codable, Sendable {
+    /// Ferry: a `FerryPeer` serving one CALL route, protobuf body.
+    case ferry
+    /// The ceiling: a raw SwiftNIO length-prefixed echo of the same 581 bytes.
+    case nio
+    /// grpc-swift-2 unary over its NIO HTTP/2 transport.
+    case grpc
+}
+
+/// What travels in the body.
+enum BodyCodec: String, ExpressibleByArgument, CaseIterable, Codable, Sendable {
+    /// The `BenchmarkMessage` encoded and decoded with SwiftProtobuf on both sides (the workload).
+    case protobuf
+    /// The same 581 encoded bytes passed through untouched (Ferry only: framework cost without
+    /// protobuf).
+    case raw
+}
+
+/// Where the server is and how many event-loop threads each process gets.
+struct EndpointOptions: ParsableArguments {
+    @Option(name: .long, help: "The system under test: ferry, nio or grpc.")
+    var system: BenchSystem = .ferry
+
+    @Option(name: .long, help: "The server address.")
+    var host: String = "127.0.0.1"
+
+    @Option(name: .long, help: "The server port.")
+    var port: Int = 9100
+
+    @Option(name: .long, help: "Event-loop threads in this process (at most 2, the same for every system).")
+    var threads: Int = 2
+
+    @Option(name: .long, help: "Body codec: protobuf (the workload) or raw (Ferry only, bytes passed through).")
+    var codec: BodyCodec = .protobuf
+
+    func validate() throws {
+        guard (1...2).contains(threads) else {
+            throw ValidationError("--threads must be 1 or 2: every system gets the same budget of at most 2")
+        }
+        guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535") }
+        if codec == .raw && system != .ferry {
+            throw ValidationError("--codec raw applies to --system ferry only")
+        }
+    }
+}

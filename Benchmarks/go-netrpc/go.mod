@@ -1,0 +1,3 @@
+module ferry/benchmarks/go-netrpc
+
+go 1.19
