@@ -2,6 +2,9 @@ import NIOCore
 import SwiftProtobuf
 
 /// The protobuf codec (`p`): SwiftProtobuf messages in binary form.
+///
+/// Messages are decoded straight from the body's bytes and encoded straight into a body buffer,
+/// with no intermediate array.
 public struct FerryProtobufCodec: FerryCodec {
     /// Creates the codec.
     public init() {}
@@ -17,8 +20,12 @@ public struct FerryProtobufCodec: FerryCodec {
             throw FerryCodecError.unsupportedType(String(describing: Value.self), codec: name)
         }
         do {
-            let bytes: [UInt8] = try message.serializedBytes()
-            buffer.writeBytes(bytes)
+            let encoded: ProtobufBytes = try message.serializedBytes()
+            if buffer.readableBytes == 0 {
+                buffer = encoded.buffer
+            } else {
+                buffer.writeImmutableBuffer(encoded.buffer)
+            }
         } catch {
             throw FerryCodecError.encodingFailed(codec: name, reason: "\(error)")
         }
@@ -30,9 +37,31 @@ public struct FerryProtobufCodec: FerryCodec {
             throw FerryCodecError.unsupportedType(String(describing: Value.self), codec: name)
         }
         do {
-            return try messageType.init(serializedBytes: Array(buffer.readableBytesView)) as! Value
+            return try messageType.init(serializedBytes: ProtobufBytes(buffer: buffer)) as! Value
         } catch {
             throw FerryCodecError.invalidBody(codec: name, reason: "\(error)")
         }
+    }
+}
+
+/// A `ByteBuffer` as SwiftProtobuf's bag of bytes, so messages read from and write into NIO
+/// buffers directly.
+struct ProtobufBytes: SwiftProtobufContiguousBytes {
+    var buffer: ByteBuffer
+
+    init(buffer: ByteBuffer) { self.buffer = buffer }
+
+    init(repeating byte: UInt8, count: Int) { buffer = ByteBuffer(repeating: byte, count: count) }
+
+    init<S: Sequence>(_ sequence: S) where S.Element == UInt8 { buffer = ByteBuffer(bytes: sequence) }
+
+    var count: Int { buffer.readableBytes }
+
+    func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try buffer.withUnsafeReadableBytes(body)
+    }
+
+    mutating func withUnsafeMutableBytes<R>(_ body: (UnsafeMutableRawBufferPointer) throws -> R) rethrows -> R {
+        try buffer.withUnsafeMutableReadableBytes(body)
     }
 }
