@@ -40,6 +40,7 @@ let package = Package(
             dependencies: [
                 "BenchmarkProto",
                 .product(name: "Ferry", package: ferryPackage),
+                .product(name: "FerryMicro", package: ferryPackage),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),

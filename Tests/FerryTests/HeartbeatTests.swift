@@ -23,7 +23,7 @@ struct HeartbeatTests {
         let session = try await client.dial(server.address)
 
         // No traffic at all: pings come every ~300 ms.
-        #expect(await eventually(timeout: .seconds(2)) { server.messages(to: Self.route).count >= 2 },
+        #expect(await eventually(timeout: .seconds(5)) { server.messages(to: Self.route).count >= 2 },
                 "at least two pings within about a second of silence")
         let pings = server.messages(to: Self.route)
         for ping in pings {
@@ -38,7 +38,7 @@ struct HeartbeatTests {
         var calls: [(start: ContinuousClock.Instant, end: ContinuousClock.Instant)] = []
         for _ in 0..<10 {
             let start = ContinuousClock.now
-            _ = try await session.callForReply("/work", (), options: .timeout(.seconds(2)))
+            _ = try await session.callForReply("/work", (), options: .timeout(.seconds(10)))
             calls.append((start, .now))
             try await Task.sleep(for: .milliseconds(100))
         }

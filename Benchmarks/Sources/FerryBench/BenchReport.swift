@@ -25,6 +25,11 @@ struct BenchReport: Codable, Sendable {
     var qps: Double
     /// Microseconds.
     var latencyMicroseconds: Latency
+    /// ferry-client only, warm-up included: calls the callers made, attempts the client sent
+    /// (backup requests and retries included) and attempts cancelled (backup races lost).
+    var clientCalls: Int?
+    var clientAttempts: Int?
+    var clientCancelled: Int?
 
     enum CodingKeys: String, CodingKey {
         case system, codec, concurrency, connections, threads, calls, errors, seconds, qps
@@ -32,6 +37,9 @@ struct BenchReport: Codable, Sendable {
         case payloadBytes = "payload_bytes"
         case firstError = "first_error"
         case latencyMicroseconds = "latency_us"
+        case clientCalls = "client_calls"
+        case clientAttempts = "client_attempts"
+        case clientCancelled = "client_cancelled"
     }
 
     init(
@@ -84,6 +92,10 @@ struct BenchReport: Codable, Sendable {
             zip(columns, widths).map { pad($0, $1) }.joined(),
             zip(values, widths).map { pad($0, $1) }.joined(),
         ]
+        if let clientCalls, let clientAttempts, clientCalls > 0 {
+            let extra = Double(clientAttempts - clientCalls) / Double(clientCalls) * 100
+            lines.append("client: \(clientCalls) calls, \(clientAttempts) attempts (\(number(extra, 2)) % extra), \(clientCancelled ?? 0) cancelled (warm-up included)")
+        }
         if let firstError { lines.append("first error: \(firstError)") }
         return lines.joined(separator: "\n")
     }

@@ -28,6 +28,15 @@ struct ClientCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Seconds of load before measuring starts.")
     var warmup: Double = 2
 
+    @Option(name: .long, help: "ferry-client only: the server ports, comma-separated (one node each); default --port.")
+    var ports: String?
+
+    @Option(name: .long, help: "ferry-client only: the balancer, p2c (the default) or round-robin.")
+    var balancer: String = "p2c"
+
+    @Option(name: .long, help: "ferry-client only: send a backup request after this many milliseconds without a reply.")
+    var backupDelayMs: Int?
+
     @Flag(name: .long, help: "Print the result as one JSON object instead of a table.")
     var json = false
 
@@ -37,6 +46,14 @@ struct ClientCommand: AsyncParsableCommand {
         guard calls >= 1 else { throw ValidationError("--calls must be at least 1") }
         if let duration, duration <= 0 { throw ValidationError("--duration must be positive") }
         guard warmup >= 0 else { throw ValidationError("--warmup must be 0 or more") }
+        if endpoint.system != .ferryClient && (ports != nil || backupDelayMs != nil || balancer != "p2c") {
+            throw ValidationError("--ports, --balancer and --backup-delay-ms apply to --system ferry-client only")
+        }
+        guard ["p2c", "round-robin"].contains(balancer) else { throw ValidationError("--balancer is p2c or round-robin") }
+        if let backupDelayMs, backupDelayMs < 1 { throw ValidationError("--backup-delay-ms must be at least 1") }
+        if endpoint.system == .ferryClient && endpoint.codec != .protobuf {
+            throw ValidationError("--system ferry-client uses --codec protobuf")
+        }
     }
 
     func run() async throws {
@@ -50,11 +67,26 @@ struct ClientCommand: AsyncParsableCommand {
             warmup: .milliseconds(Int64(warmup * 1000))
         )
         let measurement: LoadMeasurement
+        var attempts: FerryClientBench.Attempts?
         switch endpoint.system {
         case .ferry:
             measurement = try await FerryBenchClient.measure(
                 host: endpoint.host, port: endpoint.port, connections: connectionCount,
                 codec: endpoint.codec, group: group, plan: plan)
+        case .ferryClient:
+            let nodePorts = try ports.map { list in
+                try list.split(separator: ",").map { text in
+                    guard let port = Int(text.trimmingCharacters(in: .whitespaces)) else {
+                        throw ValidationError("--ports: \(text) is not a port")
+                    }
+                    return port
+                }
+            } ?? [endpoint.port]
+            let settings = FerryClientBench.Settings(
+                host: endpoint.host, ports: nodePorts, poolSize: connectionCount,
+                balancer: balancer == "round-robin" ? .roundRobin : .powerOfTwoChoices,
+                backupDelay: backupDelayMs.map { .milliseconds($0) })
+            (measurement, attempts) = try await FerryClientBench.measure(settings, group: group, plan: plan)
         case .nio:
             measurement = try await NIOEchoClient.measure(
                 host: endpoint.host, port: endpoint.port, connections: connectionCount, group: group, plan: plan)
@@ -64,7 +96,7 @@ struct ClientCommand: AsyncParsableCommand {
         }
         try? await group.shutdownGracefully()
 
-        let report = BenchReport(
+        var report = BenchReport(
             system: endpoint.system.rawValue,
             codec: endpoint.codec.rawValue,
             concurrency: concurrency,
@@ -74,6 +106,11 @@ struct ClientCommand: AsyncParsableCommand {
             payloadBytes: Workload.encodedSize,
             measurement: measurement
         )
+        if let attempts {
+            report.clientCalls = attempts.calls
+            report.clientAttempts = attempts.attempts
+            report.clientCancelled = attempts.cancelled
+        }
         if json {
             print(try report.jsonString())
         } else {

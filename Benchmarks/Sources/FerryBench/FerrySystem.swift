@@ -13,6 +13,9 @@ struct FerryBenchServer: BenchServer {
     let group: MultiThreadedEventLoopGroup
     /// The heartbeat ping interval; nil: this side does not ping (the default).
     var heartbeat: Duration? = nil
+    /// The share of replies delayed by ``slowDelay`` (a slow node); 0: none.
+    var slowFraction: Double = 0
+    var slowDelay: Duration = .milliseconds(50)
 
     func run(host: String, port: Int, onListening: @escaping @Sendable (Int) -> Void) async throws {
         var logger = Logger(label: "ferry-bench")
@@ -20,8 +23,13 @@ struct FerryBenchServer: BenchServer {
         var configuration = FerryPeer.Configuration(defaultCodec: .protobuf)
         configuration.heartbeat.pingInterval = heartbeat
         let peer = FerryPeer(configuration: configuration, eventLoopGroup: group, logger: logger)
+        let slowFraction = slowFraction
+        let slowDelay = slowDelay
         peer.router.call(Workload.route) { (request: Bench_BenchmarkMessage, _) in
-            Workload.answer(request)
+            if slowFraction > 0 && Double.random(in: 0..<1) < slowFraction {
+                try await Task.sleep(for: slowDelay)
+            }
+            return Workload.answer(request)
         }
         peer.router.call(Self.rawRoute) { (body: ByteBuffer, _) in body }
         let listener = try await peer.listen(.tcp(host: host, port: port))

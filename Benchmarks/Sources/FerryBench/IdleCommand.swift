@@ -31,7 +31,7 @@ struct IdleCommand: AsyncParsableCommand {
     var hold: Double = 600
 
     func validate() throws {
-        guard endpoint.system != .grpc else { throw ValidationError("idle supports --system ferry and nio") }
+        guard endpoint.system == .ferry || endpoint.system == .nio else { throw ValidationError("idle supports --system ferry and nio") }
         guard connections >= 1, sources >= 1, inFlight >= 1 else { throw ValidationError("counts must be positive") }
         guard firstSource >= 1, firstSource + sources - 1 <= 254 else { throw ValidationError("source addresses run past 127.0.0.254") }
     }
@@ -95,7 +95,7 @@ struct IdleCommand: AsyncParsableCommand {
             var frame = ByteBuffer()
             try FerryRawProto().encodeMessage(message, into: &frame)
             return frame
-        case .nio, .grpc:
+        case .nio, .grpc, .ferryClient:
             return echoFrame()
         }
     }

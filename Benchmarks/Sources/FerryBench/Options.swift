@@ -4,6 +4,10 @@ import ArgumentParser
 enum BenchSystem: String, ExpressibleByArgument, CaseIterable, Codable, Sendable {
     /// Ferry: a `FerryPeer` serving one CALL route, protobuf body.
     case ferry
+    /// Ferry through `FerryMicro.FerryClient` (static registry, session pool, balancer) against
+    /// the same server as `ferry`; client side only (`server --system ferry-client` serves as
+    /// `ferry`).
+    case ferryClient = "ferry-client"
     /// The ceiling: a raw SwiftNIO length-prefixed echo of the same 581 bytes.
     case nio
     /// grpc-swift-2 unary over its NIO HTTP/2 transport.
@@ -21,7 +25,7 @@ enum BodyCodec: String, ExpressibleByArgument, CaseIterable, Codable, Sendable {
 
 /// Where the server is and how many event-loop threads each process gets.
 struct EndpointOptions: ParsableArguments {
-    @Option(name: .long, help: "The system under test: ferry, nio or grpc.")
+    @Option(name: .long, help: "The system under test: ferry, ferry-client, nio or grpc.")
     var system: BenchSystem = .ferry
 
     @Option(name: .long, help: "The server address.")

@@ -14,9 +14,19 @@ struct ServerCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Ferry only: ping every session that has been silent this many seconds (heartbeats on).")
     var heartbeat: Int?
 
+    @Option(name: .long, help: "Ferry only: the share of replies (0...1) delayed by --slow-delay-ms, to play a slow node.")
+    var slowFraction: Double = 0
+
+    @Option(name: .long, help: "Ferry only: how long a slow reply waits, in milliseconds.")
+    var slowDelayMs: Int = 50
+
     func validate() throws {
+        let isFerry = endpoint.system == .ferry || endpoint.system == .ferryClient
+        guard (0...1).contains(slowFraction) else { throw ValidationError("--slow-fraction must be 0...1") }
+        guard slowDelayMs >= 0 else { throw ValidationError("--slow-delay-ms must be 0 or more") }
+        if slowFraction > 0 && !isFerry { throw ValidationError("--slow-fraction applies to --system ferry only") }
         if let heartbeat {
-            guard endpoint.system == .ferry else { throw ValidationError("--heartbeat applies to --system ferry only") }
+            guard isFerry else { throw ValidationError("--heartbeat applies to --system ferry only") }
             guard heartbeat >= 1 else { throw ValidationError("--heartbeat must be at least 1 second") }
         }
     }
@@ -26,7 +36,10 @@ struct ServerCommand: AsyncParsableCommand {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: endpoint.threads)
         let server: any BenchServer
         switch endpoint.system {
-        case .ferry: server = FerryBenchServer(group: group, heartbeat: heartbeat.map { .seconds($0) })
+        case .ferry, .ferryClient:
+            server = FerryBenchServer(
+                group: group, heartbeat: heartbeat.map { .seconds($0) },
+                slowFraction: slowFraction, slowDelay: .milliseconds(slowDelayMs))
         case .nio: server = NIOEchoServer(group: group)
         case .grpc: server = GRPCBenchServer(group: group)
         }

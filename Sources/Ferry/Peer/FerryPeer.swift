@@ -80,7 +80,8 @@ public final class FerryPeer: Sendable {
     /// Listens on `address`, optionally with TLS. Use a TLS configuration with
     /// `certificateVerification` set and `trustRoots` to require client certificates.
     ///
-    /// Accept errors such as running out of file descriptors back off instead of spinning.
+    /// Accept errors such as running out of file descriptors pause accepting for a second instead
+    /// of spinning.
     public func listen(_ address: FerryAddress, tls: TLSConfiguration? = nil) async throws -> FerryListener {
         guard !isDraining else {
             throw FerryLifecycleError.shuttingDown
@@ -92,6 +93,13 @@ public final class FerryPeer: Sendable {
         let bootstrap = ServerBootstrap(group: eventLoopGroup)
             .serverChannelOption(.backlog, value: Self.acceptBacklog)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            // Out of file descriptors, accept fails at once and would be retried in a busy loop:
+            // pause accepting instead.
+            .serverChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(AcceptPauseHandler())
+                }
+            }
             .childChannelOption(.socketOption(.so_keepalive), value: 1)
             .childChannelOption(.writeBufferWaterMark, value: waterMark)
             .childChannelInitializer { [self] channel in
