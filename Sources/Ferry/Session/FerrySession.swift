@@ -435,9 +435,9 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
 
     /// Handles one decoded message from `channel`; runs on its event loop.
     func receive(_ message: FerryMessage, from channel: any Channel) {
-        let admitted = state.withLock { state in
+        let (admitted, authenticated) = state.withLock { state in
             if !state.admitted { state.heldBack.append(message) }
-            return state.admitted
+            return (state.admitted, state.authenticated)
         }
         guard admitted else {
             if state.withLock({ $0.heldBack.count > Self.heldBackLimit }) {
@@ -458,7 +458,7 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
         case .authCall:
             receiveAuthCall(message, on: channel)
         case .call, .push:
-            guard state.withLock({ $0.authenticated }) else {
+            guard authenticated else {
                 refuseUnauthenticated(message, on: channel)
                 return
             }
