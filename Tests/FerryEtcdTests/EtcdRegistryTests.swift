@@ -25,7 +25,8 @@ private final class Tally: Sendable {
     private let counts = Mutex<[String: Int]>([:])
     private let failures = Mutex<[String]>([])
     func record(_ name: String) { counts.withLock { $0[name, default: 0] += 1 } }
-    func fail(_ error: any Error) { failures.withLock { $0.append("\(error)") } }
+    /// Keeps the first few failures (a fast-failing loop must not fill memory).
+    func fail(_ error: any Error) { failures.withLock { if $0.count < 10 { $0.append("\(error)") } } }
     var byNode: [String: Int] { counts.withLock { $0 } }
     var failed: [String] { failures.withLock { $0 } }
     func reset() { counts.withLock { $0 = [:] } }
@@ -41,6 +42,7 @@ private func load(_ client: FerryClient, tally: Tally, callers: Int, until stop:
                         tally.record(try await client.call("/who", (), as: String.self, options: .timeout(.seconds(3))))
                     } catch {
                         tally.fail(error)
+                        try? await Task.sleep(for: .milliseconds(20))
                     }
                 }
             }

@@ -10,7 +10,10 @@
 /// The first element is the list when the watch starts; after that an element comes only when
 /// the list changes. When the registry fails (its watch ends with an error, or ends at all), the
 /// sequence yields nothing, so its consumer keeps the last good list, and it watches again
-/// after ``retryDelay``. The sequence ends only when the consuming task is cancelled.
+/// after ``retryDelay``. After such a failure, an empty list does not replace a non-empty one:
+/// a registry that lost its data reports no nodes until they register again, and the last good
+/// list stays in use until it lists nodes. The sequence ends only when the consuming task is
+/// cancelled.
 ///
 /// Which nodes a resolver yields:
 /// - a service: every node of the service;
@@ -69,6 +72,10 @@ public struct FerryResolver: AsyncSequence, Sendable {
         private let resolver: FerryResolver
         private var watch: AsyncThrowingStream<[FerryNode], any Error>.AsyncIterator?
         private var last: [FerryNode]?
+        /// Set when a watch failed: the registry may come back empty before its nodes have
+        /// registered again (etcd restarted without its data), and that must not empty a known
+        /// good list.
+        private var recovering = false
 
         init(resolver: FerryResolver) {
             self.resolver = resolver
@@ -89,6 +96,7 @@ public struct FerryResolver: AsyncSequence, Sendable {
                 guard let nodes else {
                     // The watch failed or ended: keep the last list, watch again after a pause.
                     watch = nil
+                    recovering = true
                     if Task.isCancelled { return nil }
                     do {
                         try await Task.sleep(for: resolver.retryDelay)
@@ -98,6 +106,12 @@ public struct FerryResolver: AsyncSequence, Sendable {
                     continue
                 }
                 let selected = nodes.filter(resolver.includes)
+                if recovering, selected.isEmpty, let last, !last.isEmpty {
+                    // Right after an outage, "no nodes" most likely means "not registered again
+                    // yet": keep calling the last good list until the registry lists nodes.
+                    continue
+                }
+                recovering = false
                 if selected == last { continue }
                 last = selected
                 return selected
