@@ -20,7 +20,7 @@ struct ChaosTests {
                 redial: .init(maximumAttempts: 100, baseDelay: .milliseconds(20), maximumDelay: .milliseconds(200))),
             logger: quietLogger())
         let address = FerryAddress.tcp(host: "127.0.0.1", port: first.port)
-        let session = try await connect(client, address)
+        let session = try await dialWhenReady(client, address)
 
         let deadline = Duration.seconds(2)
         let outcomes = Recorder<(start: ContinuousClock.Instant, took: Duration, status: FerryStatus?)>()
@@ -88,16 +88,5 @@ struct ChaosTests {
         #expect(client.connectionCount == 1 && client.hub.count == 1 && session.isActive, "connections \(client.connectionCount), hub \(client.hub.count), active \(session.isActive)")
         await client.close()
         #expect(client.connectionCount == 0 && client.hub.count == 0)
-    }
-
-    private func connect(_ peer: FerryPeer, _ address: FerryAddress) async throws -> FerrySession {
-        let deadline = ContinuousClock.now + .seconds(10)
-        while true {
-            do {
-                return try await peer.dial(address)
-            } catch where ContinuousClock.now < deadline {
-                try await Task.sleep(for: .milliseconds(50))
-            }
-        }
     }
 }

@@ -26,7 +26,7 @@ struct GracefulRestartTests {
                 redial: .init(maximumAttempts: 50, baseDelay: .milliseconds(20), maximumDelay: .milliseconds(200))),
             logger: quietLogger())
         let address = FerryAddress.tcp(host: "127.0.0.1", port: server.port)
-        let session = try await eventuallyConnected(client, address)
+        let session = try await dialWhenReady(client, address)
         let parentPID = try await session.call("/process", (), as: Int.self)
         #expect(parentPID == Int(server.process.processIdentifier))
 
@@ -77,17 +77,6 @@ struct GracefulRestartTests {
         #expect(calls.value > 200)
         #expect(Set(servingPIDs.all) == [parentPID, childPID], "calls were served by both processes")
         await client.close()
-    }
-
-    private func eventuallyConnected(_ peer: FerryPeer, _ address: FerryAddress) async throws -> FerrySession {
-        let deadline = ContinuousClock.now + .seconds(10)
-        while true {
-            do {
-                return try await peer.dial(address)
-            } catch where ContinuousClock.now < deadline {
-                try await Task.sleep(for: .milliseconds(50))
-            }
-        }
     }
 
     private func eventuallyTrue(within limit: Duration, _ condition: () -> Bool) async -> Bool {

@@ -1,3 +1,4 @@
+import Ferry
 import Foundation
 import Testing
 
@@ -50,3 +51,15 @@ struct ServerProcess {
     }
 }
 
+
+/// Dials `address` until a server process there accepts (at most 10 s).
+func dialWhenReady(_ peer: FerryPeer, _ address: FerryAddress) async throws -> FerrySession {
+    let deadline = ContinuousClock.now + .seconds(10)
+    while true {
+        do {
+            return try await peer.dial(address)
+        } catch where ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+    }
+}
