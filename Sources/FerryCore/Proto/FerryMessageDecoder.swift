@@ -29,20 +29,3 @@ public struct FerryMessageDecoder: ByteToMessageDecoder {
         return .needMoreData
     }
 }
-
-/// Turns outbound ``FerryMessage``s into bytes with a ``FerryProto``. Wrap it in a
-/// `MessageToByteHandler`.
-public struct FerryMessageEncoder: MessageToByteEncoder {
-    /// Messages to encode.
-    public typealias OutboundIn = FerryMessage
-
-    private let proto: any FerryProto
-
-    /// Creates an encoder for `proto`.
-    public init(proto: any FerryProto) { self.proto = proto }
-
-    /// Appends the frame of `data` to `out`.
-    public func encode(data: FerryMessage, out: inout ByteBuffer) throws {
-        try proto.encodeMessage(data, into: &out)
-    }
-}
