@@ -1,4 +1,4 @@
-import Ferry
+@testable import Ferry
 import Logging
 import NIOCore
 import Testing
@@ -47,6 +47,32 @@ struct CallLifecycleTests {
 
         try await expectTimeoutThenLateReplyDropped(
             pair: pair, slow: slow, clientLogs: clientLogs, options: .timeout(.milliseconds(200)))
+        await pair.close()
+    }
+
+    @Test("calls with different timeouts each fail at their own deadline, whatever the order they were made in")
+    func mixedTimeouts() async throws {
+        let slow = SlowRoute()
+        let pair = try await makePair(configure: slow.register)
+        defer { slow.gate.fulfil(()) }
+
+        // A long call first, then shorter ones: each short one must not wait for the long one.
+        let start = ContinuousClock.now
+        let long = Task { await statusThrown { try await pair.session.call("/slow", (), as: Int.self, options: .timeout(.seconds(3))) } }
+        #expect(await slow.waitForStarts(1))
+        let short = await statusThrown { try await pair.session.call("/slow", (), as: Int.self, options: .timeout(.milliseconds(200))) }
+        let shortElapsed = start.duration(to: .now)
+        #expect(short?.code == .timedOut)
+        #expect(shortElapsed < .milliseconds(2500), "the 200 ms call waited for the 3 s one (\(shortElapsed))")
+        let shorter = await statusThrown { try await pair.session.call("/slow", (), as: Int.self, options: .timeout(.milliseconds(100))) }
+        #expect(shorter?.code == .timedOut)
+
+        // The long call is still pending, then fails at its own deadline, not before.
+        let longStatus = await long.value
+        let longElapsed = start.duration(to: .now)
+        #expect(longStatus?.code == .timedOut)
+        #expect(longElapsed >= .milliseconds(2900), "the 3 s call failed early (\(longElapsed))")
+        #expect(pair.session.outstanding.pendingCalls == 0)
         await pair.close()
     }
 

@@ -47,6 +47,8 @@ extension FerryPeer {
         /// Whether ``FerryPeer/run()`` answers SIGUSR2 with a zero-downtime
         /// ``FerryPeer/restart(readyTimeout:)``. Off by default.
         public var restartsOnSIGUSR2: Bool
+        /// Where inbound CALL and PUSH handlers run. Default ``HandlerExecution/eventLoop``.
+        public var handlerExecution: HandlerExecution
 
         /// Creates a configuration; every argument has a production default.
         public init(
@@ -68,7 +70,8 @@ extension FerryPeer {
             redial: Redial? = nil,
             limits: Limits = Limits(),
             drainTimeout: Duration = .seconds(30),
-            restartsOnSIGUSR2: Bool = false
+            restartsOnSIGUSR2: Bool = false,
+            handlerExecution: HandlerExecution = .eventLoop
         ) {
             self.defaultCodec = defaultCodec
             self.defaultCallTimeout = defaultCallTimeout
@@ -89,12 +92,25 @@ extension FerryPeer {
             self.limits = limits
             self.drainTimeout = drainTimeout
             self.restartsOnSIGUSR2 = restartsOnSIGUSR2
+            self.handlerExecution = handlerExecution
         }
 
         /// The framing in use.
         var proto: any FerryProto {
             customProto ?? FerryRawProto(maximumFrameSize: maximumFrameSize, filters: filters)
         }
+    }
+
+    /// Where inbound handlers run.
+    public enum HandlerExecution: Sendable {
+        /// On the event loop of the handler's connection (as the task executor preference of its
+        /// task): no thread hop between reading the call, running the handler and writing the
+        /// reply. The fastest choice; handlers must not block (run blocking work on a thread
+        /// pool such as `NIOThreadPool`), or every connection of that loop waits.
+        case eventLoop
+        /// On Swift's global concurrent executor: a handler that runs long on the CPU does not
+        /// hold up its event loop, at the cost of two thread hops per call.
+        case globalExecutor
     }
 
     /// Code that observes or vetoes a session's lifecycle. A hook that throws rejects: the

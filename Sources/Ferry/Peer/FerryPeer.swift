@@ -43,6 +43,8 @@ public final class FerryPeer: Sendable {
     /// The logger; each session adds its remote address.
     public let logger: Logger
     private let eventLoopGroup: any EventLoopGroup
+    /// Handler tasks' executors, one per event loop (``Configuration/handlerExecution``).
+    let handlerExecutors: EventLoopTaskExecutors
     private let listeners = Mutex<[FerryListener]>([])
     /// Every connection's session, ready or not, so shutdown reaches them all.
     private let connections = Mutex<[ObjectIdentifier: FerrySession]>([:])
@@ -70,6 +72,7 @@ public final class FerryPeer: Sendable {
     ) {
         self.configuration = configuration
         self.eventLoopGroup = eventLoopGroup
+        self.handlerExecutors = EventLoopTaskExecutors(eventLoopGroup)
         self.logger = logger
         self.router = FerryRouter()
         self.hub = FerrySessionHub()

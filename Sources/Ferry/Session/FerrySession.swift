@@ -25,10 +25,22 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
     }
 
     private struct PendingCall {
-        var continuation: CheckedContinuation<FerryMessage, any Error>
-        var timeout: Scheduled<Void>?
+        /// Resumed exactly once: by whoever removes the call from ``State/pending``.
+        var continuation: UnsafeContinuation<FerryMessage, any Error>
+        var deadline: NIODeadline
+        /// The call's timeout, for the 408's cause.
+        var timeout: Duration
         /// The connection the call was written on.
         var connection: ObjectIdentifier
+    }
+
+    /// One timer for the deadlines of all pending calls, armed for the earliest deadline that
+    /// is not yet covered. A reply does not disarm it: when it fires it fails the expired calls
+    /// and re-arms for the earliest remaining one. Calls with the same timeout arrive in deadline
+    /// order, so the common case schedules nothing per call.
+    private struct DeadlineTimer {
+        var firesAt: NIODeadline
+        var task: Scheduled<Void>
     }
 
     private struct State {
@@ -37,6 +49,7 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
         var phase = Phase.open
         var nextSeq: Int32 = 0
         var pending: [Int32: PendingCall] = [:]
+        var deadlineTimer: DeadlineTimer?
         var pendingAuth: CheckedContinuation<FerryMessage, any Error>?
         var authenticated: Bool
         var closeReason: String?
@@ -309,29 +322,23 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
         let channel = try await writableChannel(before: deadline)
         let seq = message.seq
         return try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<FerryMessage, any Error>) in
+            try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<FerryMessage, any Error>) in
                 let closedReason: String? = state.withLock { state in
                     if state.phase == .closed { return state.closeReason ?? "" }
-                    state.pending[seq] = PendingCall(continuation: continuation, timeout: nil, connection: ObjectIdentifier(channel))
+                    state.pending[seq] = PendingCall(
+                        continuation: continuation, deadline: deadline, timeout: timeout, connection: ObjectIdentifier(channel))
+                    armDeadlineTimer(&state, for: deadline, on: channel.eventLoop)
                     return nil
                 }
                 if let closedReason {
                     continuation.resume(throwing: FerryStatus.connectionClosed(closedReason))
                     return
                 }
+                // The cancellation handler may have run before the call was pending.
                 if Task.isCancelled {
                     failPending(seq, with: FerryStatus(.cancelled, "Cancelled", cause: "the calling task was cancelled"))
                     return
                 }
-                let timer = channel.eventLoop.scheduleTask(deadline: deadline) { [self] in
-                    failPending(seq, with: FerryStatus(.timedOut, "Timeout", cause: "no reply within \(timeout)"))
-                }
-                let stillPending = state.withLock { state in
-                    guard state.pending[seq] != nil else { return false }
-                    state.pending[seq]!.timeout = timer
-                    return true
-                }
-                if !stillPending { timer.cancel() }
                 channel.writeAndFlush(message).whenFailure { [self] error in
                     failPending(seq, with: failure(for: error))
                 }
@@ -341,9 +348,42 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
         }
     }
 
+    /// Under the state lock: makes sure the deadline timer fires no later than `deadline`.
+    private func armDeadlineTimer(_ state: inout State, for deadline: NIODeadline, on eventLoop: any EventLoop) {
+        if let armed = state.deadlineTimer, armed.firesAt <= deadline { return }
+        state.deadlineTimer?.task.cancel()
+        let task = eventLoop.scheduleTask(deadline: deadline) { [weak self] in
+            guard let self else { return }
+            self.expireCalls()
+        }
+        state.deadlineTimer = DeadlineTimer(firesAt: deadline, task: task)
+    }
+
+    /// The deadline timer fired: fails the calls whose deadline has passed with 408 and re-arms
+    /// for the earliest of the rest.
+    private func expireCalls() {
+        let now = NIODeadline.now()
+        let expired: [PendingCall] = state.withLock { state in
+            state.deadlineTimer = nil
+            var expiredSeqs: [Int32] = []
+            var next: NIODeadline?
+            for (seq, call) in state.pending {
+                if call.deadline <= now {
+                    expiredSeqs.append(seq)
+                } else if next.map({ call.deadline < $0 }) ?? true {
+                    next = call.deadline
+                }
+            }
+            if let next { armDeadlineTimer(&state, for: next, on: state.channel.eventLoop) }
+            return expiredSeqs.compactMap { state.pending.removeValue(forKey: $0) }
+        }
+        for call in expired {
+            call.continuation.resume(throwing: FerryStatus(.timedOut, "Timeout", cause: "no reply within \(call.timeout)"))
+        }
+    }
+
     private func failPending(_ seq: Int32, with status: FerryStatus) {
         guard let call = state.withLock({ $0.pending.removeValue(forKey: seq) }) else { return }
-        call.timeout?.cancel()
         call.continuation.resume(throwing: status)
     }
 
@@ -472,7 +512,7 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
                     return
                 }
             }
-            if message.type == .call { handleCall(message, on: channel) } else { handlePush(message) }
+            if message.type == .call { handleCall(message, on: channel) } else { handlePush(message, on: channel) }
         default:
             let status = FerryStatus(.messageTypeNotAllowed, "Message Type Not Allowed", cause: "type \(message.type.rawValue)")
             recordCloseReason("unsupported message type \(message.type.rawValue)")
@@ -490,7 +530,6 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
             logger.debug("dropping a reply nobody waits for (late or unknown)", metadata: ["seq": "\(reply.seq)"])
             return
         }
-        call.timeout?.cancel()
         call.continuation.resume(returning: reply)
     }
 
@@ -521,7 +560,7 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
         let context = FerryContext(session: self, message: message, logger: logger)
         let router = peer.router
         let exposeErrorDetails = peer.configuration.exposeErrorDetails
-        Task {
+        startHandler(on: channel) { [self] in
             let start = ContinuousClock.now
             let reply = await router.reply(to: message, context: context, exposeErrorDetails: exposeErrorDetails)
             await writeReplyRespectingLimits(reply, on: channel)
@@ -530,14 +569,14 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
         }
     }
 
-    private func handlePush(_ message: FerryMessage) {
+    private func handlePush(_ message: FerryMessage, on channel: any Channel) {
         if let refusal = admissionRefusal() {
             logger.warning("dropping a push", metadata: ["route": "\(message.serviceMethod)", "status": "\(refusal)"])
             return
         }
         let context = FerryContext(session: self, message: message, logger: logger)
         let router = peer.router
-        Task {
+        startHandler(on: channel) { [self] in
             let start = ContinuousClock.now
             let status = await router.receivePush(message, context: context)
             if status.code == .notFound {
@@ -545,6 +584,16 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
             }
             logExchange("push-in", route: message.serviceMethod, cost: start.duration(to: .now), bodyOut: 0, bodyIn: message.body.readableBytes, status: status)
             handlerFinished()
+        }
+    }
+
+    /// Starts a handler's task where ``FerryPeer/Configuration/handlerExecution`` says.
+    private func startHandler(on channel: any Channel, _ body: sending @escaping () async -> Void) {
+        switch peer.configuration.handlerExecution {
+        case .eventLoop:
+            Task(executorPreference: peer.handlerExecutors.executor(for: channel.eventLoop), operation: body)
+        case .globalExecutor:
+            Task(operation: body)
         }
     }
 
@@ -790,7 +839,6 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
         }
         let status = FerryStatus.connectionClosed(outcome.reason)
         for call in outcome.pending {
-            call.timeout?.cancel()
             call.continuation.resume(throwing: status)
         }
         outcome.auth?.resume(throwing: status)
@@ -808,7 +856,13 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
     /// runs (once).
     private func finishClosing() {
         let (wasClosed, wasReady, reconnectWaiters, writeWaiters, reason) = state.withLock { state in
-            defer { state.phase = .closed }
+            defer {
+                state.phase = .closed
+                if state.pending.isEmpty {
+                    state.deadlineTimer?.task.cancel()
+                    state.deadlineTimer = nil
+                }
+            }
             return (state.phase == .closed, state.ready, state.reconnectWaiters.removeAll(), state.writabilityWaiters.removeAll(), state.closeReason ?? "closed")
         }
         guard !wasClosed else { return }
