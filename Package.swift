@@ -50,6 +50,7 @@ let package = Package(
             dependencies: [
                 "Ferry",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
@@ -82,10 +83,17 @@ let package = Package(
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ]
         ),
+        // Certificates and temporary directories shared by the test targets (not a product).
+        .target(
+            name: "FerryTestSupport",
+            dependencies: [.product(name: "NIOSSL", package: "swift-nio-ssl")],
+            path: "Tests/FerryTestSupport"
+        ),
         .testTarget(
             name: "FerryTests",
             dependencies: [
                 "Ferry",
+                "FerryTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -103,6 +111,8 @@ let package = Package(
             name: "FerryMicroTests",
             dependencies: [
                 "FerryMicro",
+                "FerryTestSupport",
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),

@@ -9,7 +9,7 @@ struct BalancerTests {
         (0..<count).map { index in
             let node = FerryNode(
                 service: "s", address: .tcp(host: "10.0.0.1", port: firstPort + index), weight: weights?[index] ?? FerryNode.defaultWeight)
-            return Endpoint(node: node, peer: peer, poolSize: 1, breaker: nil)
+            return Endpoint(node: node, dialler: NodeDialler(peer: peer), poolSize: 1, breaker: nil)
         }
     }
 

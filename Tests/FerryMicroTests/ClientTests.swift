@@ -1,4 +1,6 @@
 @testable import FerryMicro
+import FerryTestSupport
+import NIOSSL
 import Synchronization
 import Testing
 
@@ -115,6 +117,51 @@ struct ClientTests {
         #expect(await eventually { node.peer.hub.count == 1 })
         #expect(try await Self.work(client) == "n0")
         #expect(node.peer.hub.count == 1 && gate.arrivals == 1)
+        await client.close()
+        await node.stop()
+    }
+
+    @Test("nodes that require mutual TLS are called over TLS; clients without TLS or with a foreign certificate are refused")
+    func tls() async throws {
+        let certificates = try TestCertificates()
+        defer { certificates.remove() }
+        let serverTLS = try certificates.serverConfiguration(requireClientCertificate: true)
+        let nodes = [try await TestNode.start("n0", tls: serverTLS), try await TestNode.start("n1", tls: serverTLS)]
+        let clientTLS = try certificates.clientConfiguration(withCertificate: true)
+        let (client, _) = Self.client(nodes) { configuration in
+            configuration.balancer = .roundRobin
+            configuration.poolSize = 2
+            configuration.tls = clientTLS
+        }
+        var answers: [String] = []
+        for _ in 0..<8 { answers.append(try await Self.work(client)) }
+        #expect(answers.sorted() == ["n0", "n0", "n0", "n0", "n1", "n1", "n1", "n1"])
+        await client.close()
+
+        let refused: [(String, TLSConfiguration?)] = [
+            ("no TLS", nil),
+            ("no client certificate", try certificates.clientConfiguration(withCertificate: false)),
+            ("a certificate from another CA", try certificates.clientConfiguration(withCertificate: true, rogue: true)),
+        ]
+        for (what, tls) in refused {
+            let (other, _) = Self.client(nodes) { $0.tls = tls }
+            let status = await statusThrown { try await Self.work(other) }
+            #expect(status != nil, "a client with \(what) must not get a reply")
+            await other.close()
+        }
+        #expect(nodes.map(\.hits) == [4, 4], "only the TLS client's calls reached the nodes")
+        await stopAll(nodes)
+    }
+
+    @Test("an invalid TLS configuration fails calls with 105 and says why")
+    func invalidTLS() async throws {
+        let node = try await TestNode.start("n0")
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.trustRoots = .file("/nonexistent/ca.pem")
+        let (client, _) = Self.client([node]) { $0.tls = tls }
+        let status = await statusThrown { try await Self.work(client) }
+        #expect(status?.code == .dialFailed)
+        #expect(status?.cause.contains("TLS configuration") == true, "cause: \(status?.cause ?? "")")
         await client.close()
         await node.stop()
     }

@@ -1,5 +1,6 @@
 import FerryMicro
 import Logging
+import NIOSSL
 import Synchronization
 import Testing
 
@@ -98,6 +99,7 @@ final class TestNode: Sendable {
     static func start(
         _ name: String, behaviour: Behaviour = .answer, routes: [String]? = nil,
         configuration: FerryPeer.Configuration = FerryPeer.Configuration(),
+        tls: TLSConfiguration? = nil,
         configure: (FerryRouter) -> Void = { _ in }
     ) async throws -> TestNode {
         let peer = FerryPeer(configuration: configuration, logger: quietLogger())
@@ -112,7 +114,7 @@ final class TestNode: Sendable {
         peer.router.push("/note") { (_: String, _: FerryContext) in
             counters.state.withLock { $0.pushes += 1 }
         }
-        let listener = try await peer.listen(.tcp(host: "127.0.0.1", port: 0))
+        let listener = try await peer.listen(.tcp(host: "127.0.0.1", port: 0), tls: tls)
         return TestNode(name: name, peer: peer, listener: listener, routes: routes ?? ["/work", "/meta", "/note"], counters: counters)
     }
 

@@ -194,20 +194,6 @@ final class Box<Value: Sendable>: Sendable {
     }
 }
 
-/// A temporary directory removed by ``remove()``.
-struct TemporaryDirectory: Sendable {
-    let url: URL
-
-    init() throws {
-        url = FileManager.default.temporaryDirectory.appendingPathComponent("ferry-\(UUID().uuidString.prefix(8))")
-        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-    }
-
-    func path(_ name: String) -> String { url.appendingPathComponent(name).path }
-
-    func remove() { try? FileManager.default.removeItem(at: url) }
-}
-
 // MARK: Log capture
 
 /// One captured log line.

@@ -188,12 +188,18 @@ public final class FerryPeer: Sendable {
     /// returns the ready session. Failures throw ``FerryStatus`` 105 (dial failed) or the auth
     /// status.
     public func dial(_ address: FerryAddress, tls: TLSConfiguration? = nil, serverHostname: String? = nil) async throws -> FerrySession {
-        let target: DialTarget
+        let sslContext: NIOSSLContext?
         do {
-            target = DialTarget(address: address, tls: try tls.map { try NIOSSLContext(configuration: $0) }, serverHostname: serverHostname)
+            sslContext = try tls.map { try NIOSSLContext(configuration: $0) }
         } catch {
             throw FerryStatus(.dialFailed, "Dial Failed", cause: "TLS configuration: \(error)")
         }
+        return try await dial(address, sslContext: sslContext, serverHostname: serverHostname)
+    }
+
+    /// ``dial(_:tls:serverHostname:)`` with a TLS context made once for many dials.
+    package func dial(_ address: FerryAddress, sslContext: NIOSSLContext?, serverHostname: String?) async throws -> FerrySession {
+        let target = DialTarget(address: address, tls: sslContext, serverHostname: serverHostname)
         let channel = try await connect(target, reusing: nil)
         let session: FerrySession
         do {

@@ -38,12 +38,12 @@ final class Endpoint: Sendable {
     /// The latency sample, in seconds, that a failed call counts as at least.
     static let failureLatencyPenalty = 1.0
 
-    init(node: FerryNode, peer: FerryPeer, poolSize: Int, breaker: CircuitBreaker.Settings?) {
+    init(node: FerryNode, dialler: NodeDialler, poolSize: Int, breaker: CircuitBreaker.Settings?) {
         self.node = node
         self.key = node.id
         self.weight = max(node.weight, 1)
         self.routes = Set(node.routes)
-        self.pool = SessionPool(address: node.address, peer: peer, size: poolSize)
+        self.pool = SessionPool(address: node.address, dialler: dialler, size: poolSize)
         self.state = Mutex(State(breaker: breaker.map(CircuitBreaker.init(settings:))))
     }
 

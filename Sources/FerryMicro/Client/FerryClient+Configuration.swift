@@ -1,3 +1,5 @@
+import NIOSSL
+
 extension FerryClient {
     /// How a ``FerryClient`` spreads, guards and repeats its calls.
     ///
@@ -25,6 +27,14 @@ extension FerryClient {
         public var backupDelay: Duration?
         /// How long to wait before watching the registry again after it failed. Default 1 s.
         public var resolverRetryDelay: Duration
+        /// Dials nodes over TLS with this configuration (trust roots, and a certificate for
+        /// mutual TLS); nil dials without TLS. An invalid configuration fails every call with
+        /// 105.
+        public var tls: TLSConfiguration?
+        /// The name node certificates are checked against and sent as SNI; nil: each node's
+        /// host, when it is a DNS name (nodes registered by IP address need a certificate for
+        /// that address, or this name).
+        public var tlsServerHostname: String?
 
         /// Creates a configuration; every argument has a default.
         public init(
@@ -33,7 +43,9 @@ extension FerryClient {
             breaker: CircuitBreaker? = CircuitBreaker(),
             retry: Retry = Retry(),
             backupDelay: Duration? = nil,
-            resolverRetryDelay: Duration = .seconds(1)
+            resolverRetryDelay: Duration = .seconds(1),
+            tls: TLSConfiguration? = nil,
+            tlsServerHostname: String? = nil
         ) {
             self.balancer = balancer
             self.poolSize = poolSize
@@ -41,6 +53,8 @@ extension FerryClient {
             self.retry = retry
             self.backupDelay = backupDelay
             self.resolverRetryDelay = resolverRetryDelay
+            self.tls = tls
+            self.tlsServerHostname = tlsServerHostname
         }
 
         /// The default configuration.

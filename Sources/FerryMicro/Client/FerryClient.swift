@@ -22,7 +22,8 @@ import Synchronization
 /// to the session call of every attempt; waiting for a dial is bounded by the same timeout.
 /// The client dials through the ``FerryPeer`` it is given, so that peer's configuration applies
 /// to its sessions (dial timeout, auth, heartbeats, redial, routes for pushes from the service
-/// back to the client). Nodes are dialled over plain TCP or Unix sockets.
+/// back to the client). Nodes are dialled over TCP or Unix sockets, with TLS when
+/// ``Configuration/tls`` is set.
 ///
 /// A node that leaves the registry takes no new calls; its sessions close once the calls in
 /// flight on them are answered. A node whose entry changes (weight, routes, …) gets a fresh
@@ -65,6 +66,7 @@ public final class FerryClient: Sendable {
     let logger: Logger
     let balancer: any Balancer
     let budget: RetryBudget
+    let dialler: NodeDialler
     private let table = Mutex(Table())
 
     /// Creates a client of `service`.
@@ -94,6 +96,7 @@ public final class FerryClient: Sendable {
         self.peer = peer
         self.configuration = configuration
         self.balancer = configuration.balancer.makeBalancer()
+        self.dialler = NodeDialler(peer: peer, tls: configuration.tls, serverHostname: configuration.tlsServerHostname)
         self.budget = RetryBudget(ratio: configuration.retry.budgetRatio, minimumPerSecond: configuration.retry.minimumRetriesPerSecond)
         var logger = peer.logger
         logger[metadataKey: "service"] = "\(service ?? "*")"
@@ -264,7 +267,7 @@ public final class FerryClient: Sendable {
                 if let existing = table.byKey[node.id], existing.node == node {
                     endpoint = existing
                 } else {
-                    endpoint = Endpoint(node: node, peer: peer, poolSize: configuration.poolSize, breaker: configuration.breaker)
+                    endpoint = Endpoint(node: node, dialler: dialler, poolSize: configuration.poolSize, breaker: configuration.breaker)
                     added.append(node)
                 }
                 byKey[node.id] = endpoint

@@ -22,12 +22,12 @@ final class SessionPool: Sendable {
     }
 
     let address: FerryAddress
-    private let peer: FerryPeer
+    private let dialler: NodeDialler
     private let state: Mutex<State>
 
-    init(address: FerryAddress, peer: FerryPeer, size: Int) {
+    init(address: FerryAddress, dialler: NodeDialler, size: Int) {
         self.address = address
-        self.peer = peer
+        self.dialler = dialler
         self.state = Mutex(State(slots: Array(repeating: .empty, count: max(size, 1))))
     }
 
@@ -106,12 +106,12 @@ final class SessionPool: Sendable {
                 case .wait:
                     break
                 case .dial(let dialID):
-                    let peer = self.peer
+                    let dialler = self.dialler
                     let address = self.address
                     Task {
                         let result: Result<FerrySession, FerryStatus>
                         do {
-                            result = .success(try await peer.dial(address))
+                            result = .success(try await dialler.dial(address))
                         } catch {
                             result = .failure((error as? FerryStatus) ?? FerryStatus(.dialFailed, "Dial Failed", cause: "\(address): \(error)"))
                         }
