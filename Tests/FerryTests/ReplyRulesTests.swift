@@ -99,6 +99,20 @@ struct ReplyRulesTests {
         await pair.close()
     }
 
+    @Test("a reply too large to send becomes a 500 at once, and the session keeps working")
+    func replyTooLarge() async throws {
+        let pair = try await makePair(server: FerryPeer.Configuration(maximumFrameSize: 4096)) { router in
+            router.call("/big") { (size: Int, _: FerryContext) -> String in String(repeating: "x", count: size) }
+        }
+        let status = await statusThrown {
+            try await pair.session.call("/big", 10_000, as: String.self, options: .timeout(.seconds(20)))
+        }
+        #expect(status?.code == .internalServerError)
+        #expect(status?.cause.contains("exceeds the limit") == true, "cause: \(status?.cause ?? "")")
+        #expect(try await pair.session.call("/big", 10, as: String.self) == String(repeating: "x", count: 10))
+        await pair.close()
+    }
+
     @Test("an error reply has its status and meta, an empty body and codec 0")
     func errorReplyShape() async throws {
         let (server, listener) = try await makeServer(configure: Self.routes)

@@ -105,7 +105,10 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
     /// The peer's default codec.
     public var defaultCodec: FerryCodecID { peer.configuration.defaultCodec }
     /// Whether the session has a live connection (false while redialling and once closed).
-    public var isActive: Bool { state.withLock { $0.phase == .open } && channel.isActive }
+    public var isActive: Bool {
+        let (open, channel) = state.withLock { ($0.phase == .open, $0.channel) }
+        return open && channel.isActive
+    }
 
     /// Whether the session is closed for good: closed by either side with no redial, or its
     /// redial gave up. A session that is redialling is not closed.
@@ -563,9 +566,7 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
         startHandler(on: channel) { [self] in
             let start = ContinuousClock.now
             let reply = await router.reply(to: message, context: context, exposeErrorDetails: exposeErrorDetails)
-            await writeReplyRespectingLimits(reply, on: channel)
-            logExchange("call-in", route: message.serviceMethod, cost: start.duration(to: .now), bodyOut: reply.body.readableBytes, bodyIn: message.body.readableBytes, status: reply.status)
-            handlerFinished()
+            await sendReply(reply, to: message, on: channel, handledSince: start)
         }
     }
 
@@ -598,24 +599,23 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
     }
 
     /// Writes a handler's reply on the connection its call came from, applying the
-    /// slow-consumer policy; completes once the write is done.
-    private func writeReplyRespectingLimits(_ reply: FerryMessage, on channel: any Channel) async {
+    /// slow-consumer policy. The handler counts as running until the reply is written (or
+    /// fails), so a graceful shutdown does not close a connection under a reply; a reply the
+    /// peer cannot encode (a frame over the size limit) is answered with a 500 instead.
+    private func sendReply(_ reply: FerryMessage, to call: FerryMessage, on channel: any Channel, handledSince start: ContinuousClock.Instant) async {
         if !channel.isWritable {
-            switch peer.configuration.limits.slowConsumerPolicy {
+            let dropped: String? = switch peer.configuration.limits.slowConsumerPolicy {
             case .applyBackPressure:
-                let deadline = NIODeadline.now() + TimeAmount(peer.configuration.defaultCallTimeout)
-                do {
-                    try await wait(for: \.writabilityWaiters, before: deadline, on: channel.eventLoop) { _ in channel.isWritable ? () : nil }
-                } catch {
-                    logger.warning("dropping a reply: the remote does not read", metadata: ["seq": "\(reply.seq)", "error": "\(error)"])
-                    return
-                }
+                await waitForWritability(of: channel)
             case .failWrite:
-                logger.warning("dropping a reply: slow consumer", metadata: ["seq": "\(reply.seq)"])
-                return
+                "slow consumer"
             case .closeSession:
-                recordCloseReason("slow consumer: the outbound queue is full")
-                channel.close(promise: nil)
+                closeSlowConsumer(channel)
+            }
+            if let dropped {
+                logger.warning("dropping a reply", metadata: ["seq": "\(reply.seq)", "reason": "\(dropped)"])
+                logExchange("call-in", route: call.serviceMethod, cost: start.duration(to: .now), bodyOut: 0, bodyIn: call.body.readableBytes, status: reply.status)
+                handlerFinished()
                 return
             }
         }
@@ -625,12 +625,41 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
         } catch {
             reply = errorReply(to: reply, (error as? FerryStatus) ?? .writeFailed("\(error)"))
         }
+        let written = channel.eventLoop.makePromise(of: Void.self)
+        written.futureResult.whenComplete { [self, reply] result in
+            var status = reply.status
+            if case .failure(let error) = result {
+                if let encoding = error as? FerryProtocolError {
+                    status = FerryStatus(.internalServerError, "Internal Server Error", cause: "the reply could not be sent: \(encoding)")
+                    logger.warning("replacing a reply that cannot be sent", metadata: ["seq": "\(reply.seq)", "error": "\(encoding)"])
+                    writeReply(errorReply(to: reply, status), on: channel)
+                } else {
+                    logger.debug("could not write a reply", metadata: ["seq": "\(reply.seq)", "error": "\(error)"])
+                }
+            }
+            logExchange("call-in", route: call.serviceMethod, cost: start.duration(to: .now), bodyOut: reply.body.readableBytes, bodyIn: call.body.readableBytes, status: status)
+            handlerFinished()
+        }
+        channel.writeAndFlush(reply, promise: written)
+    }
+
+    /// Back-pressure for a reply: waits until `channel` takes writes again, at most the default
+    /// call timeout; returns why the reply must be dropped, if it must.
+    private func waitForWritability(of channel: any Channel) async -> String? {
         let deadline = NIODeadline.now() + TimeAmount(peer.configuration.defaultCallTimeout)
         do {
-            try await write(reply, on: channel, before: deadline)
+            try await wait(for: \.writabilityWaiters, before: deadline, on: channel.eventLoop) { _ in channel.isWritable ? () : nil }
+            return nil
         } catch {
-            logger.debug("could not write a reply", metadata: ["seq": "\(reply.seq)", "error": "\(error)"])
+            return "the remote does not read: \(error)"
         }
+    }
+
+    /// The close-session slow-consumer policy; returns the reason.
+    private func closeSlowConsumer(_ channel: any Channel) -> String {
+        recordCloseReason("slow consumer: the outbound queue is full")
+        channel.close(promise: nil)
+        return "slow consumer: the session is closed"
     }
 
     @discardableResult

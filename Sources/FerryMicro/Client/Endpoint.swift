@@ -57,13 +57,6 @@ final class Endpoint: Sendable {
         state.withLock { ($0.inFlight, $0.latency ?? 0) }
     }
 
-    /// Whether a call could be admitted now (not retired, breaker not open).
-    func isAvailable(at now: ContinuousClock.Instant) -> Bool {
-        state.withLock { state in
-            !state.retired && (state.breaker?.isAvailable(at: now) ?? true)
-        }
-    }
-
     /// Admits a call, or returns nil when the endpoint is retired or its breaker refuses.
     func admit(at now: ContinuousClock.Instant) -> Admission? {
         state.withLock { state in

@@ -24,31 +24,47 @@ extension FerryClient {
     /// that replies such as 503 or 106 count as failures and can be retried.
     func perform<Value: Sendable>(
         route: String, hashKey: String?, timeout: Duration?, backupDelay: Duration?,
-        operation: @escaping @Sendable (FerrySession) async throws -> Value,
-        replyStatus: @escaping @Sendable (Value) -> FerryStatus?
+        operation: @Sendable (FerrySession) async throws -> Value,
+        replyStatus: @Sendable (Value) -> FerryStatus?
     ) async throws -> Value {
         let set = try await currentEndpoints(timeout: timeout)
-        var tried: [Endpoint] = []
-        let (first, admission) = try pickOrThrow(route: route, hashKey: hashKey, in: set, excluding: tried)
+        let (first, admission) = try pickOrThrow(route: route, hashKey: hashKey, in: set, excluding: [])
         budget.recordCall()
-        tried.append(first)
         let maximumAttempts = max(configuration.retry.maximumAttempts, 1)
 
         guard let backupDelay else {
             var endpoint = first
             var current = admission
-            var attempts = 1
+            var tried: [Endpoint] = []  // filled only when a call is retried
             while true {
                 let result = await attempt(on: endpoint, current, timeout: timeout, operation: operation, replyStatus: replyStatus)
-                guard attempts < maximumAttempts, let code = retryableCode(of: result, replyStatus: replyStatus),
+                tried.append(endpoint)
+                guard tried.count < maximumAttempts, let code = retryableCode(of: result, replyStatus: replyStatus),
                     let next = nextAttempt(route: route, hashKey: hashKey, excluding: tried, after: code, from: endpoint)
                 else { return try result.get() }
                 (endpoint, current) = next
-                tried.append(endpoint)
-                attempts += 1
             }
         }
+        return try await withoutActuallyEscaping(operation) { operation in
+            try await withoutActuallyEscaping(replyStatus) { replyStatus in
+                try await race(
+                    route: route, hashKey: hashKey, timeout: timeout, backupDelay: backupDelay, first: (first, admission),
+                    maximumAttempts: maximumAttempts, operation: operation, replyStatus: replyStatus)
+            }
+        }
+    }
 
+    /// The attempts of a call with a backup request: the first attempt, a second one on another
+    /// endpoint when the first has no reply after `backupDelay`, and retries; the first decisive
+    /// outcome wins.
+    private func race<Value: Sendable>(
+        route: String, hashKey: String?, timeout: Duration?, backupDelay: Duration, first: (Endpoint, Endpoint.Admission),
+        maximumAttempts: Int,
+        operation: @escaping @Sendable (FerrySession) async throws -> Value,
+        replyStatus: @escaping @Sendable (Value) -> FerryStatus?
+    ) async throws -> Value {
+        let (first, admission) = first
+        var tried = [first]
         let result: Result<Value, FerryStatus> = await withTaskGroup(of: RaceEvent<Value>.self) { group in
             group.addTask { .finished(await self.attempt(on: first, admission, timeout: timeout, operation: operation, replyStatus: replyStatus)) }
             group.addTask {
@@ -216,15 +232,17 @@ extension FerryClient {
     func pick(route: String, hashKey: String?, in set: EndpointSet, excluding tried: [Endpoint]) -> Result<(Endpoint, Endpoint.Admission), PickFailure> {
         let now = ContinuousClock.now
         let explicitRoutes = service == nil
-        var serving = 0
-        var candidates: [Endpoint] = []
-        candidates.reserveCapacity(set.endpoints.count)
-        for endpoint in set.endpoints where endpoint.serves(route, explicitly: explicitRoutes) {
-            guard !tried.contains(where: { $0 === endpoint }) else { continue }
-            serving += 1
-            if endpoint.isAvailable(at: now) { candidates.append(endpoint) }
+        // Every serving endpoint not tried yet is a candidate; admission (under the endpoint's
+        // lock) then refuses retired ones and open breakers, and the balancer picks again.
+        var candidates: [Endpoint]
+        if tried.isEmpty, !explicitRoutes, set.endpoints.allSatisfy({ $0.serves(route, explicitly: false) }) {
+            candidates = set.endpoints
+        } else {
+            candidates = set.endpoints.filter { endpoint in
+                endpoint.serves(route, explicitly: explicitRoutes) && !tried.contains(where: { $0 === endpoint })
+            }
         }
-        if serving == 0 { return .failure(tried.isEmpty ? .noEndpoint : .exhausted) }
+        if candidates.isEmpty { return .failure(tried.isEmpty ? .noEndpoint : .exhausted) }
         while !candidates.isEmpty {
             let chosen = balancer.pick(from: candidates, hashKey: hashKey, all: set)
             if let admission = chosen.admit(at: now) { return .success((chosen, admission)) }

@@ -35,13 +35,14 @@ final class SessionPool: Sendable {
     /// when it takes longer than `timeout`, 499 when the task is cancelled, and 102 once the
     /// pool is closed.
     func session(timeout: Duration) async throws -> FerrySession {
-        let index: Int = try state.withLock { state in
+        let (index, slot): (Int, Slot) = try state.withLock { state in
             guard !state.closed else { throw Self.closedStatus }
             defer { state.next &+= 1 }
-            return state.next % state.slots.count
+            let index = state.next % state.slots.count
+            return (index, state.slots[index])
         }
         // Fast path: the slot holds a connected session.
-        if case .ready(let session) = state.withLock({ $0.slots[index] }), session.isActive {
+        if case .ready(let session) = slot, session.isActive {
             return session
         }
         let waiterID = state.withLock { state in

@@ -16,6 +16,9 @@ final class RetryBudget: Sendable {
 
     let ratio: Double
     private let state: Mutex<State>
+    /// Calls recorded since the last withdrawal, deposited in bulk when a token is needed so
+    /// that recording a call takes no lock.
+    private let undeposited = Atomic<Int>(0)
 
     init(ratio: Double, minimumPerSecond: Double, now: ContinuousClock.Instant = .now) {
         self.ratio = max(ratio, 0)
@@ -27,13 +30,16 @@ final class RetryBudget: Sendable {
     /// Records an original call.
     func recordCall() {
         guard ratio > 0 else { return }
-        state.withLock { $0.deposits.deposit(ratio) }
+        undeposited.wrappingAdd(1, ordering: .relaxed)
     }
 
     /// Takes a token for one retry or backup request; false when the budget is spent.
     func withdraw(at now: ContinuousClock.Instant = .now) -> Bool {
-        state.withLock { state in
-            state.deposits.take(at: now) || state.floor.take(at: now)
+        let calls = undeposited.exchange(0, ordering: .relaxed)
+        return state.withLock { state in
+            // The bucket caps its tokens, so one bulk deposit equals one deposit per call.
+            if calls > 0 { state.deposits.deposit(ratio * Double(calls)) }
+            return state.deposits.take(at: now) || state.floor.take(at: now)
         }
     }
 
