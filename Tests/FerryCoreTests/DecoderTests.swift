@@ -138,6 +138,10 @@ struct HostileFrameTests {
         #expect(throws: FerryProtocolError.fieldTooLong(field: "service method", length: 256, limit: 255)) {
             try FerryRawProto().encodeMessage(longRoute, into: &buffer)
         }
+        let longMeta = FerryMessage(type: .call, seq: 1, serviceMethod: "/a", meta: ["k": String(repeating: "v", count: 70_000)])
+        #expect(throws: FerryProtocolError.fieldTooLong(field: "meta", length: 70_002, limit: 65535)) {
+            try FerryRawProto().encodeMessage(longMeta, into: &buffer)
+        }
         let big = FerryMessage(type: .call, seq: 1, serviceMethod: "/a", body: ByteBuffer(repeating: 1, count: 2000))
         #expect(throws: FerryProtocolError.self) { try FerryRawProto(maximumFrameSize: 1024).encodeMessage(big, into: &buffer) }
         #expect(String(buffer: buffer) == "keep")

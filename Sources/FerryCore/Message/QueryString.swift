@@ -1,3 +1,5 @@
+import NIOCore
+
 /// Escaping and parsing of the query strings used for status and meta on the wire.
 ///
 /// Bytes `A-Z a-z 0-9 * - . _` are kept; every other byte becomes `%XX` (upper-case hex).
@@ -33,6 +35,26 @@ enum QueryString {
         }
     }
 
+    static func escape(_ text: String, into buffer: inout ByteBuffer) {
+        var text = text
+        // Most keys and values need no escaping: copy them in one go.
+        let copied = text.withUTF8 { utf8 in
+            guard utf8.allSatisfy(isUnreserved) else { return false }
+            buffer.writeBytes(utf8)
+            return true
+        }
+        if copied { return }
+        for byte in text.utf8 {
+            if isUnreserved(byte) {
+                buffer.writeInteger(byte)
+            } else {
+                buffer.writeInteger(UInt8(ascii: "%"))
+                buffer.writeInteger(hexDigits[Int(byte >> 4)])
+                buffer.writeInteger(hexDigits[Int(byte & 0x0F)])
+            }
+        }
+    }
+
     static func escape(_ text: String) -> String {
         var output: [UInt8] = []
         output.reserveCapacity(text.utf8.count)
@@ -51,6 +73,10 @@ enum QueryString {
 
     static func unescape<Bytes: Collection>(_ bytes: Bytes) -> String
     where Bytes.Element == UInt8, Bytes.Index == Int {
+        // Most keys and values need no unescaping: read them as they are.
+        if !bytes.contains(where: { $0 == UInt8(ascii: "+") || $0 == UInt8(ascii: "%") }) {
+            return String(decoding: bytes, as: UTF8.self)
+        }
         var output: [UInt8] = []
         output.reserveCapacity(bytes.count)
         var index = bytes.startIndex
@@ -79,10 +105,10 @@ enum QueryString {
         return String(decoding: output, as: UTF8.self)
     }
 
-    /// Splits `a=1&b=2` into unescaped pairs, in order. Empty segments and `=` alone are skipped.
-    static func parse<Bytes: Collection>(_ bytes: Bytes) throws -> [(String, String)]
-    where Bytes.Element == UInt8, Bytes.Index == Int, Bytes.SubSequence: Collection {
-        var pairs: [(String, String)] = []
+    /// Splits `a=1&b=2` into unescaped pairs and hands them to `pair` in order. Empty segments
+    /// and `=` alone are skipped.
+    static func forEachPair<Bytes: Collection>(in bytes: Bytes, _ pair: (String, String) throws -> Void) rethrows
+    where Bytes.Element == UInt8, Bytes.Index == Int, Bytes.SubSequence: Collection, Bytes.SubSequence.Index == Int {
         var start = bytes.startIndex
         while start < bytes.endIndex {
             var end = start
@@ -90,38 +116,42 @@ enum QueryString {
             if end > start {
                 var equals = start
                 while equals < end && bytes[equals] != UInt8(ascii: "=") { equals += 1 }
-                let key = unescape(Array(bytes[start..<equals]))
-                let value =
-                    equals < end ? unescape(Array(bytes[(equals + 1)..<end])) : ""
+                let key = unescape(bytes[start..<equals])
+                let value = equals < end ? unescape(bytes[(equals + 1)..<end]) : ""
                 // A pair with neither key nor value carries nothing (erpc drops it too).
-                if !key.isEmpty || !value.isEmpty { pairs.append((key, value)) }
+                if !key.isEmpty || !value.isEmpty { try pair(key, value) }
             }
             start = end + 1
         }
-        return pairs
     }
 
     // MARK: Meta
 
-    static func encode(_ meta: FerryMeta) -> [UInt8] {
-        var output: [UInt8] = []
+    /// Writes `meta` as a query string at the end of `buffer`.
+    static func write(_ meta: FerryMeta, into buffer: inout ByteBuffer) {
         var first = true
         for (key, value) in meta {
-            if !first { output.append(UInt8(ascii: "&")) }
+            if !first { buffer.writeInteger(UInt8(ascii: "&")) }
             first = false
-            escape(key, into: &output)
+            escape(key, into: &buffer)
             if !value.isEmpty {
-                output.append(UInt8(ascii: "="))
-                escape(value, into: &output)
+                buffer.writeInteger(UInt8(ascii: "="))
+                escape(value, into: &buffer)
             }
         }
-        return output
+    }
+
+    /// `meta` as a query string.
+    static func encode(_ meta: FerryMeta) -> [UInt8] {
+        var buffer = ByteBuffer()
+        write(meta, into: &buffer)
+        return Array(buffer.readableBytesView)
     }
 
     static func decodeMeta<Bytes: Collection>(_ bytes: Bytes) throws -> FerryMeta
-    where Bytes.Element == UInt8, Bytes.Index == Int, Bytes.SubSequence: Collection {
+    where Bytes.Element == UInt8, Bytes.Index == Int, Bytes.SubSequence: Collection, Bytes.SubSequence.Index == Int {
         var meta = FerryMeta()
-        for (key, value) in try parse(bytes) { meta.add(key, value) }
+        forEachPair(in: bytes) { meta.add($0, $1) }
         return meta
     }
 
@@ -144,17 +174,17 @@ enum QueryString {
     }
 
     static func decodeStatus<Bytes: Collection>(_ bytes: Bytes) throws -> FerryStatus
-    where Bytes.Element == UInt8, Bytes.Index == Int, Bytes.SubSequence: Collection {
+    where Bytes.Element == UInt8, Bytes.Index == Int, Bytes.SubSequence: Collection, Bytes.SubSequence.Index == Int {
         if bytes.isEmpty || bytes.elementsEqual(okStatus) { return .ok }
         var status = FerryStatus.ok
-        for (key, value) in try parse(bytes) {
+        try forEachPair(in: bytes) { key, value in
             switch key {
             case "code":
                 guard let code = Int32(value) else { throw DecodingError.invalidStatusCode }
                 status.code = FerryStatus.Code(code)
             case "msg": status.message = value
             case "cause": status.cause = value
-            default: continue
+            default: break
             }
         }
         return status

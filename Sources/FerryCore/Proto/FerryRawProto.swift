@@ -82,7 +82,14 @@ public struct FerryRawProto: FerryProto {
         if message.meta.isEmpty {
             buffer.writeInteger(UInt16(0))
         } else {
-            try writeField(QueryString.encode(message.meta), name: "meta", into: &buffer)
+            let lengthIndex = buffer.writerIndex
+            buffer.writeInteger(UInt16(0))
+            QueryString.write(message.meta, into: &buffer)
+            let length = buffer.writerIndex - lengthIndex - 2
+            guard length <= Int(UInt16.max) else {
+                throw FerryProtocolError.fieldTooLong(field: "meta", length: length, limit: Int(UInt16.max))
+            }
+            buffer.setInteger(UInt16(length), at: lengthIndex)
         }
         buffer.writeInteger(message.bodyCodec.rawValue)
         buffer.writeImmutableBuffer(message.body)
