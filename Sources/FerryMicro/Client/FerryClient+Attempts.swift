@@ -12,22 +12,29 @@ extension FerryClient {
         case exhausted
     }
 
+    /// What an attempt produces: the reply of a CALL, nil for a PUSH that was written.
+    typealias Outcome = FerryReply?
+
     /// One event of a call with a backup request.
-    private enum RaceEvent<Value: Sendable>: Sendable {
-        case finished(Result<Value, FerryStatus>)
+    private enum RaceEvent: Sendable {
+        case finished(Result<Outcome, FerryStatus>)
         case backupDue
         case timerCancelled
     }
 
     /// Runs `operation` on a session of a chosen endpoint, retrying and racing as configured,
-    /// and returns what the deciding attempt produced. `replyStatus` tells a reply's status, so
-    /// that replies such as 503 or 106 count as failures and can be retried.
-    func perform<Value: Sendable>(
+    /// and returns what the deciding attempt produced. A reply's status counts too, so that
+    /// replies such as 503 or 106 count as failures and can be retried.
+    func perform(
         route: String, hashKey: String?, timeout: Duration?, backupDelay: Duration?,
-        operation: @Sendable (FerrySession) async throws -> Value,
-        replyStatus: @Sendable (Value) -> FerryStatus?
-    ) async throws -> Value {
-        let set = try await currentEndpoints(timeout: timeout)
+        operation: @Sendable (FerrySession) async throws -> Outcome
+    ) async throws -> Outcome {
+        let set: EndpointSet
+        if let ready = try readyEndpoints() {
+            set = ready
+        } else {
+            set = try await currentEndpoints(timeout: timeout)
+        }
         let (first, admission) = try pickOrThrow(route: route, hashKey: hashKey, in: set, excluding: [])
         budget.recordCall()
         let maximumAttempts = max(configuration.retry.maximumAttempts, 1)
@@ -37,36 +44,33 @@ extension FerryClient {
             var current = admission
             var tried: [Endpoint] = []  // filled only when a call is retried
             while true {
-                let result = await attempt(on: endpoint, current, timeout: timeout, operation: operation, replyStatus: replyStatus)
+                let result = await attempt(on: endpoint, current, timeout: timeout, operation: operation)
                 tried.append(endpoint)
-                guard tried.count < maximumAttempts, let code = retryableCode(of: result, replyStatus: replyStatus),
+                guard tried.count < maximumAttempts, let code = retryableCode(of: result),
                     let next = nextAttempt(route: route, hashKey: hashKey, excluding: tried, after: code, from: endpoint)
                 else { return try result.get() }
                 (endpoint, current) = next
             }
         }
         return try await withoutActuallyEscaping(operation) { operation in
-            try await withoutActuallyEscaping(replyStatus) { replyStatus in
-                try await race(
-                    route: route, hashKey: hashKey, timeout: timeout, backupDelay: backupDelay, first: (first, admission),
-                    maximumAttempts: maximumAttempts, operation: operation, replyStatus: replyStatus)
-            }
+            try await race(
+                route: route, hashKey: hashKey, timeout: timeout, backupDelay: backupDelay, first: (first, admission),
+                maximumAttempts: maximumAttempts, operation: operation)
         }
     }
 
     /// The attempts of a call with a backup request: the first attempt, a second one on another
     /// endpoint when the first has no reply after `backupDelay`, and retries; the first decisive
     /// outcome wins.
-    private func race<Value: Sendable>(
+    private func race(
         route: String, hashKey: String?, timeout: Duration?, backupDelay: Duration, first: (Endpoint, Endpoint.Admission),
         maximumAttempts: Int,
-        operation: @escaping @Sendable (FerrySession) async throws -> Value,
-        replyStatus: @escaping @Sendable (Value) -> FerryStatus?
-    ) async throws -> Value {
+        operation: @escaping @Sendable (FerrySession) async throws -> Outcome
+    ) async throws -> Outcome {
         let (first, admission) = first
         var tried = [first]
-        let result: Result<Value, FerryStatus> = await withTaskGroup(of: RaceEvent<Value>.self) { group in
-            group.addTask { .finished(await self.attempt(on: first, admission, timeout: timeout, operation: operation, replyStatus: replyStatus)) }
+        let result: Result<Outcome, FerryStatus> = await withTaskGroup(of: RaceEvent.self) { group in
+            group.addTask { .finished(await self.attempt(on: first, admission, timeout: timeout, operation: operation)) }
             group.addTask {
                 do {
                     try await Task.sleep(for: backupDelay)
@@ -78,7 +82,7 @@ extension FerryClient {
             var running = 1
             var attempts = 1
             var backupSent = false
-            var last: Result<Value, FerryStatus>?
+            var last: Result<Outcome, FerryStatus>?
             while let event = await group.next() {
                 switch event {
                 case .timerCancelled:
@@ -92,11 +96,11 @@ extension FerryClient {
                     let (endpoint, admission) = next
                     tried.append(endpoint)
                     running += 1
-                    group.addTask { .finished(await self.attempt(on: endpoint, admission, timeout: timeout, operation: operation, replyStatus: replyStatus)) }
+                    group.addTask { .finished(await self.attempt(on: endpoint, admission, timeout: timeout, operation: operation)) }
                 case .finished(let result):
                     running -= 1
                     last = result
-                    guard let code = retryableCode(of: result, replyStatus: replyStatus) else {
+                    guard let code = retryableCode(of: result) else {
                         // The first decisive outcome wins; the other attempt is cancelled.
                         group.cancelAll()
                         return result
@@ -109,7 +113,7 @@ extension FerryClient {
                         tried.append(endpoint)
                         attempts += 1
                         running += 1
-                        group.addTask { .finished(await self.attempt(on: endpoint, admission, timeout: timeout, operation: operation, replyStatus: replyStatus)) }
+                        group.addTask { .finished(await self.attempt(on: endpoint, admission, timeout: timeout, operation: operation)) }
                         continue
                     }
                     group.cancelAll()
@@ -145,12 +149,12 @@ extension FerryClient {
     }
 
     /// The code that makes `result` worth sending again, if it does.
-    private func retryableCode<Value>(of result: Result<Value, FerryStatus>, replyStatus: (Value) -> FerryStatus?) -> FerryStatus.Code? {
+    private func retryableCode(of result: Result<Outcome, FerryStatus>) -> FerryStatus.Code? {
         let code: FerryStatus.Code
         switch result {
-        case .success(let value):
-            guard let status = replyStatus(value) else { return nil }
-            code = status.code
+        case .success(let reply):
+            guard let reply, !reply.status.isOK else { return nil }
+            code = reply.status.code
         case .failure(let status):
             code = status.code
         }
@@ -159,16 +163,20 @@ extension FerryClient {
 
     /// One attempt on `endpoint`, admitted with `admission`: takes a pooled session, runs the
     /// operation, and tells the endpoint how it went.
-    private func attempt<Value: Sendable>(
+    private func attempt(
         on endpoint: Endpoint, _ admission: Endpoint.Admission, timeout: Duration?,
-        operation: @Sendable (FerrySession) async throws -> Value,
-        replyStatus: (Value) -> FerryStatus?
-    ) async -> Result<Value, FerryStatus> {
+        operation: @Sendable (FerrySession) async throws -> Outcome
+    ) async -> Result<Outcome, FerryStatus> {
         let start = ContinuousClock.now
         var session: FerrySession?
-        let result: Result<Value, FerryStatus>
+        let result: Result<Outcome, FerryStatus>
         do {
-            let pooled = try await endpoint.pool.session(timeout: timeout ?? peer.configuration.defaultCallTimeout)
+            let pooled: FerrySession
+            if let ready = try endpoint.pool.readySession() {
+                pooled = ready
+            } else {
+                pooled = try await endpoint.pool.session(timeout: timeout ?? peer.configuration.defaultCallTimeout)
+            }
             session = pooled
             result = .success(try await operation(pooled))
         } catch let status as FerryStatus {
@@ -181,7 +189,7 @@ extension FerryClient {
         let now = ContinuousClock.now
         let code: FerryStatus.Code
         switch result {
-        case .success(let value): code = replyStatus(value)?.code ?? .ok
+        case .success(let reply): code = reply?.status.code ?? .ok
         case .failure(let status): code = status.code
         }
         let verdict = Self.verdict(for: code)

@@ -12,8 +12,9 @@ extension FerryClient {
     public struct Configuration: Sendable {
         /// How an endpoint is chosen for each call. Default ``FerryLoadBalancer/powerOfTwoChoices``.
         public var balancer: FerryLoadBalancer
-        /// Sessions per endpoint (at least 1); calls take them in turn. Each is dialled on first
-        /// use. Default 1.
+        /// Sessions per endpoint (at least 1), each dialled on first use. A calling task keeps to
+        /// one of them, chosen from its identity, so its calls and pushes stay in order; tasks
+        /// spread over them. Default 1.
         public var poolSize: Int
         /// The per-endpoint circuit breaker; nil turns breaking off.
         public var breaker: CircuitBreaker?

@@ -132,10 +132,10 @@ public final class FerryClient: Sendable {
     ) async throws -> FerryReply {
         let codec = options.codec ?? peer.configuration.defaultCodec
         let body = try encode(args, codec: codec)
-        return try await perform(
+        let reply = try await perform(
             route: route, hashKey: hashKey, timeout: options.timeout, backupDelay: configuration.backupDelay,
-            operation: { session in try await session.call(route, body: body, codec: codec, options: options) },
-            replyStatus: { $0.status })
+            operation: { session in try await session.call(route, body: body, codec: codec, options: options) })
+        return reply!
     }
 
     /// Pushes `args` to `route` on one node of the service; returns once it is written. A push
@@ -146,10 +146,12 @@ public final class FerryClient: Sendable {
     ) async throws {
         let codec = options.codec ?? peer.configuration.defaultCodec
         let body = try encode(args, codec: codec)
-        try await perform(
+        _ = try await perform(
             route: route, hashKey: hashKey, timeout: options.timeout, backupDelay: nil,
-            operation: { session in try await session.push(route, body: body, codec: codec, options: options) },
-            replyStatus: { _ in nil })
+            operation: { session in
+                try await session.push(route, body: body, codec: codec, options: options)
+                return nil
+            })
     }
 
     /// What the client knows about each current endpoint.
@@ -179,6 +181,15 @@ public final class FerryClient: Sendable {
     }
 
     // MARK: Endpoints
+
+    /// The current endpoints once the first list has arrived; nil before (the caller then waits
+    /// with ``currentEndpoints(timeout:)``).
+    func readyEndpoints() throws -> EndpointSet? {
+        try table.withLock { table in
+            if case .closed = table.phase { throw Self.closedStatus }
+            return table.resolved ? table.set : nil
+        }
+    }
 
     /// The current endpoints, after waiting (at most `timeout`) for the first list.
     func currentEndpoints(timeout: Duration?) async throws -> EndpointSet {

@@ -1,7 +1,9 @@
 import Synchronization
 
-/// Up to `size` sessions to one endpoint, dialled lazily: each call takes the next slot in turn,
-/// and an empty slot is dialled by the first call that reaches it while later callers wait for
+/// Up to `size` sessions to one endpoint, dialled lazily. Each calling task keeps to one slot,
+/// chosen from the task's identity: its calls and pushes stay in order on one connection, the
+/// calls of the tasks that share a connection leave in one write, and tasks spread over the
+/// slots. An empty slot is dialled by the first call that reaches it while later callers wait for
 /// the same dial. A caller stops waiting at its deadline or when it is cancelled; the dial goes
 /// on and fills the slot for the next call. A session that lost its connection is closed and
 /// its slot dialled again on demand.
@@ -14,7 +16,6 @@ final class SessionPool: Sendable {
 
     private struct State {
         var slots: [Slot]
-        var next = 0
         var nextID: UInt64 = 0
         /// Callers waiting for each running dial, by dial ID and then waiter ID.
         var waiters: [UInt64: [UInt64: CheckedContinuation<FerrySession, any Error>]] = [:]
@@ -28,18 +29,39 @@ final class SessionPool: Sendable {
     init(address: FerryAddress, dialler: NodeDialler, size: Int) {
         self.address = address
         self.dialler = dialler
+        self.slotCount = max(size, 1)
         self.state = Mutex(State(slots: Array(repeating: .empty, count: max(size, 1))))
     }
 
-    /// A session from the next slot, dialling it if needed. Throws 105 when the dial fails, 408
+    /// The calling task's slot.
+    private var callerSlot: Int {
+        let count = slotCount
+        guard count > 1 else { return 0 }
+        let hash = withUnsafeCurrentTask { $0?.hashValue } ?? Int.random(in: 0...Int.max)
+        return Int(UInt(bitPattern: hash) % UInt(count))
+    }
+
+    private let slotCount: Int
+
+    /// A session from the calling task's slot, dialling it if needed. Throws 105 when the dial fails, 408
     /// when it takes longer than `timeout`, 499 when the task is cancelled, and 102 once the
     /// pool is closed.
-    func session(timeout: Duration) async throws -> FerrySession {
-        let (index, slot): (Int, Slot) = try state.withLock { state in
+    /// The calling task's session when it is connected, without waiting; nil when its slot
+    /// must be dialled (use ``session(timeout:)``).
+    func readySession() throws -> FerrySession? {
+        let index = callerSlot
+        return try state.withLock { state in
             guard !state.closed else { throw Self.closedStatus }
-            defer { state.next &+= 1 }
-            let index = state.next % state.slots.count
-            return (index, state.slots[index])
+            guard case .ready(let session) = state.slots[index], session.isActive else { return nil }
+            return session
+        }
+    }
+
+    func session(timeout: Duration) async throws -> FerrySession {
+        let index = callerSlot
+        let slot: Slot = try state.withLock { state in
+            guard !state.closed else { throw Self.closedStatus }
+            return state.slots[index]
         }
         // Fast path: the slot holds a connected session.
         if case .ready(let session) = slot, session.isActive {
