@@ -87,9 +87,10 @@ struct ClientCommand: AsyncParsableCommand {
                 balancer: balancer == "round-robin" ? .roundRobin : .powerOfTwoChoices,
                 backupDelay: backupDelayMs.map { .milliseconds($0) })
             (measurement, attempts) = try await FerryClientBench.measure(settings, group: group, plan: plan)
-        case .nio:
+        case .nio, .nioProtobuf:
             measurement = try await NIOEchoClient.measure(
-                host: endpoint.host, port: endpoint.port, connections: connectionCount, group: group, plan: plan)
+                host: endpoint.host, port: endpoint.port, connections: connectionCount, group: group, plan: plan,
+                protobuf: endpoint.system == .nioProtobuf)
         case .grpc:
             measurement = try await GRPCBenchClient.measure(
                 host: endpoint.host, port: endpoint.port, connections: connectionCount, group: group, plan: plan)

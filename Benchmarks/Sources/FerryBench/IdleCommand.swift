@@ -97,6 +97,8 @@ struct IdleCommand: AsyncParsableCommand {
             return frame
         case .nio, .grpc, .ferryClient:
             return echoFrame()
+        case .nioProtobuf:
+            return try protobufFrame(Workload.message, allocator: ByteBufferAllocator())
         }
     }
 }

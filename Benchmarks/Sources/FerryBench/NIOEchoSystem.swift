@@ -1,6 +1,7 @@
 import BenchmarkProto
 import NIOCore
 import NIOPosix
+import SwiftProtobuf
 
 /// Frames of the ceiling and of the idle-connection client: a 4-byte big-endian size that counts
 /// itself (as Ferry's raw proto does), then the payload. The frame is passed on whole, size
@@ -51,6 +52,9 @@ extension EchoHandler: Sendable {}
 /// The ceiling: the least a server can do for the workload on SwiftNIO.
 struct NIOEchoServer: BenchServer {
     let group: MultiThreadedEventLoopGroup
+    /// Whether to decode each request, answer it with `Workload.answer` and encode the reply
+    /// (`nio-protobuf`) instead of echoing the bytes (`nio`).
+    var answersProtobuf = false
 
     func run(host: String, port: Int, onListening: @escaping @Sendable (Int) -> Void) async throws {
         let channel = try await ServerBootstrap(group: group)
@@ -60,7 +64,8 @@ struct NIOEchoServer: BenchServer {
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandlers([
-                        ByteToMessageHandler(SizePrefixedFrameDecoder()), EchoHandler(),
+                        ByteToMessageHandler(SizePrefixedFrameDecoder()),
+                        answersProtobuf ? ProtobufAnswerHandler() : EchoHandler(),
                     ])
                 }
             }
@@ -69,6 +74,70 @@ struct NIOEchoServer: BenchServer {
         try await waitForever()
     }
 }
+
+/// A region of a `ByteBuffer` as SwiftProtobuf's bytes, so that the protobuf ceiling decodes
+/// from and encodes into NIO buffers without copies, as Ferry's protobuf codec does.
+struct BufferBytes: SwiftProtobufContiguousBytes {
+    var buffer: ByteBuffer
+
+    init(buffer: ByteBuffer) { self.buffer = buffer }
+    init(repeating byte: UInt8, count: Int) { buffer = ByteBuffer(repeating: byte, count: count) }
+    init<S: Sequence>(_ sequence: S) where S.Element == UInt8 { buffer = ByteBuffer(bytes: sequence) }
+
+    var count: Int { buffer.readableBytes }
+
+    func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try buffer.withUnsafeReadableBytes(body)
+    }
+
+    mutating func withUnsafeMutableBytes<R>(_ body: (UnsafeMutableRawBufferPointer) throws -> R) rethrows -> R {
+        try buffer.withUnsafeMutableReadableBytes(body)
+    }
+}
+
+/// Writes `message` as a size-prefixed frame.
+func protobufFrame(_ message: Bench_BenchmarkMessage, allocator: ByteBufferAllocator) throws -> ByteBuffer {
+    let body: BufferBytes = try message.serializedBytes()
+    var frame = allocator.buffer(capacity: 4 + body.count)
+    frame.writeInteger(UInt32(4 + body.count))
+    frame.writeImmutableBuffer(body.buffer)
+    return frame
+}
+
+/// The message in a size-prefixed frame.
+func protobufMessage(in frame: ByteBuffer) throws -> Bench_BenchmarkMessage {
+    var body = frame
+    body.moveReaderIndex(forwardBy: 4)
+    return try Bench_BenchmarkMessage(serializedBytes: BufferBytes(buffer: body))
+}
+
+/// The `nio-protobuf` server's handler: decodes each request, answers it as every RPC server
+/// here does, encodes the reply, and flushes once per read burst.
+final class ProtobufAnswerHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        do {
+            let request = try protobufMessage(in: unwrapInboundIn(data))
+            let reply = try protobufFrame(Workload.answer(request), allocator: context.channel.allocator)
+            context.write(wrapOutboundOut(reply), promise: nil)
+        } catch {
+            context.close(promise: nil)
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        context.flush()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+}
+
+@available(*, unavailable)
+extension ProtobufAnswerHandler: Sendable {}
 
 /// A request of the echo client: the frame to send and the promise its echo completes.
 struct EchoRequest: Sendable {
@@ -156,15 +225,28 @@ enum NIOEchoClient {
         }
     }
 
+    /// `nio-protobuf` callers: each call encodes the workload's message into a frame and
+    /// decodes the reply's.
+    struct ProtobufTarget: CallTarget {
+        let connection: FramedConnection
+        let request = Workload.message
+        let allocator = ByteBufferAllocator()
+
+        func call() async throws {
+            let reply = try await connection.exchange(try protobufFrame(request, allocator: allocator))
+            guard try protobufMessage(in: reply).field1 == "OK" else { throw BenchError.unexpectedReply("field1 is not OK") }
+        }
+    }
+
     static func measure(
-        host: String, port: Int, connections: Int, group: MultiThreadedEventLoopGroup, plan: LoadPlan
+        host: String, port: Int, connections: Int, group: MultiThreadedEventLoopGroup, plan: LoadPlan, protobuf: Bool = false
     ) async throws -> LoadMeasurement {
         var targets: [any CallTarget] = []
         var channels: [any Channel] = []
         for _ in 0..<connections {
             let connection = try await FramedConnection.connect(host: host, port: port, group: group)
             channels.append(connection.channel)
-            targets.append(Target(connection: connection))
+            targets.append(protobuf ? ProtobufTarget(connection: connection) as any CallTarget : Target(connection: connection))
         }
         let measurement = await LoadGenerator.run(plan, targets: targets)
         for channel in channels { try? await channel.close() }

@@ -10,6 +10,10 @@ enum BenchSystem: String, ExpressibleByArgument, CaseIterable, Codable, Sendable
     case ferryClient = "ferry-client"
     /// The ceiling: a raw SwiftNIO length-prefixed echo of the same 581 bytes.
     case nio
+    /// The like-for-like ceiling: the same raw SwiftNIO framing, doing the workload's protobuf
+    /// work as every RPC system must (the server decodes the message, answers it and encodes
+    /// the reply; the client encodes each request and decodes each reply).
+    case nioProtobuf = "nio-protobuf"
     /// grpc-swift-2 unary over its NIO HTTP/2 transport.
     case grpc
 }
@@ -25,7 +29,7 @@ enum BodyCodec: String, ExpressibleByArgument, CaseIterable, Codable, Sendable {
 
 /// Where the server is and how many event-loop threads each process gets.
 struct EndpointOptions: ParsableArguments {
-    @Option(name: .long, help: "The system under test: ferry, ferry-client, nio or grpc.")
+    @Option(name: .long, help: "The system under test: ferry, ferry-client, nio, nio-protobuf or grpc.")
     var system: BenchSystem = .ferry
 
     @Option(name: .long, help: "The server address.")

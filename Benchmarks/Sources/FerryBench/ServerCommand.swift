@@ -41,6 +41,7 @@ struct ServerCommand: AsyncParsableCommand {
                 group: group, heartbeat: heartbeat.map { .seconds($0) },
                 slowFraction: slowFraction, slowDelay: .milliseconds(slowDelayMs))
         case .nio: server = NIOEchoServer(group: group)
+        case .nioProtobuf: server = NIOEchoServer(group: group, answersProtobuf: true)
         case .grpc: server = GRPCBenchServer(group: group)
         }
         try await server.run(host: endpoint.host, port: endpoint.port) { boundPort in
