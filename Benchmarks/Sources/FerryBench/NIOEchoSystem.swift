@@ -76,7 +76,8 @@ struct NIOEchoServer: BenchServer {
 }
 
 /// A region of a `ByteBuffer` as SwiftProtobuf's bytes, so that the protobuf ceiling decodes
-/// from and encodes into NIO buffers without copies, as Ferry's protobuf codec does.
+/// from and encodes into NIO buffers without copies. Ferry's protobuf codec has the same adapter
+/// internally; the ceiling keeps its own so that it runs no Ferry code.
 struct BufferBytes: SwiftProtobufContiguousBytes {
     var buffer: ByteBuffer
 

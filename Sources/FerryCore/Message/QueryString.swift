@@ -23,18 +23,6 @@ enum QueryString {
         }
     }
 
-    static func escape(_ text: String, into output: inout [UInt8]) {
-        for byte in text.utf8 {
-            if isUnreserved(byte) {
-                output.append(byte)
-            } else {
-                output.append(UInt8(ascii: "%"))
-                output.append(hexDigits[Int(byte >> 4)])
-                output.append(hexDigits[Int(byte & 0x0F)])
-            }
-        }
-    }
-
     static func escape(_ text: String, into buffer: inout ByteBuffer) {
         var text = text
         // Most keys and values need no escaping: copy them in one go.
@@ -56,10 +44,9 @@ enum QueryString {
     }
 
     static func escape(_ text: String) -> String {
-        var output: [UInt8] = []
-        output.reserveCapacity(text.utf8.count)
-        escape(text, into: &output)
-        return String(decoding: output, as: UTF8.self)
+        var buffer = ByteBuffer()
+        escape(text, into: &buffer)
+        return String(buffer: buffer)
     }
 
     private static func hexValue(_ byte: UInt8) -> UInt8? {
@@ -161,16 +148,25 @@ enum QueryString {
 
     /// `code=0` for OK; otherwise `code=N[&msg=…]&cause=…`, as erpc writes its statuses (the
     /// message only when it is not empty, the cause always).
-    static func encode(_ status: FerryStatus) -> [UInt8] {
-        if status.isOK && status.message.isEmpty && status.cause.isEmpty { return okStatus }
-        var output = Array("code=\(status.code.rawValue)".utf8)
-        if !status.message.isEmpty {
-            output.append(contentsOf: "&msg=".utf8)
-            escape(status.message, into: &output)
+    static func write(_ status: FerryStatus, into buffer: inout ByteBuffer) {
+        if status.isOK && status.message.isEmpty && status.cause.isEmpty {
+            buffer.writeBytes(okStatus)
+            return
         }
-        output.append(contentsOf: "&cause=".utf8)
-        escape(status.cause, into: &output)
-        return output
+        buffer.writeString("code=\(status.code.rawValue)")
+        if !status.message.isEmpty {
+            buffer.writeString("&msg=")
+            escape(status.message, into: &buffer)
+        }
+        buffer.writeString("&cause=")
+        escape(status.cause, into: &buffer)
+    }
+
+    /// `status` as a query string.
+    static func encode(_ status: FerryStatus) -> [UInt8] {
+        var buffer = ByteBuffer()
+        write(status, into: &buffer)
+        return Array(buffer.readableBytesView)
     }
 
     static func decodeStatus<Bytes: Collection>(_ bytes: Bytes) throws -> FerryStatus

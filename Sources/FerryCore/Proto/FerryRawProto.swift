@@ -78,29 +78,22 @@ public struct FerryRawProto: FerryProto {
         buffer.writeInteger(UInt8(methodLength))
         buffer.writeString(message.serviceMethod)
 
-        try writeField(QueryString.encode(message.status), name: "status", into: &buffer)
-        if message.meta.isEmpty {
-            buffer.writeInteger(UInt16(0))
-        } else {
-            let lengthIndex = buffer.writerIndex
-            buffer.writeInteger(UInt16(0))
-            QueryString.write(message.meta, into: &buffer)
-            let length = buffer.writerIndex - lengthIndex - 2
-            guard length <= Int(UInt16.max) else {
-                throw FerryProtocolError.fieldTooLong(field: "meta", length: length, limit: Int(UInt16.max))
-            }
-            buffer.setInteger(UInt16(length), at: lengthIndex)
-        }
+        try writeField("status", into: &buffer) { QueryString.write(message.status, into: &$0) }
+        try writeField("meta", into: &buffer) { QueryString.write(message.meta, into: &$0) }
         buffer.writeInteger(message.bodyCodec.rawValue)
         buffer.writeImmutableBuffer(message.body)
     }
 
-    private static func writeField(_ bytes: [UInt8], name: String, into buffer: inout ByteBuffer) throws {
-        guard bytes.count <= Int(UInt16.max) else {
-            throw FerryProtocolError.fieldTooLong(field: name, length: bytes.count, limit: Int(UInt16.max))
+    /// Writes a field with its 16-bit length in front; `write` appends the field's bytes.
+    private static func writeField(_ name: String, into buffer: inout ByteBuffer, _ write: (inout ByteBuffer) -> Void) throws {
+        let lengthIndex = buffer.writerIndex
+        buffer.writeInteger(UInt16(0))
+        write(&buffer)
+        let length = buffer.writerIndex - lengthIndex - 2
+        guard length <= Int(UInt16.max) else {
+            throw FerryProtocolError.fieldTooLong(field: name, length: length, limit: Int(UInt16.max))
         }
-        buffer.writeInteger(UInt16(bytes.count))
-        buffer.writeBytes(bytes)
+        buffer.setInteger(UInt16(length), at: lengthIndex)
     }
 
     // MARK: Decoding
