@@ -57,6 +57,9 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
         var closedByThisSide = false
         var idWasSet = false
         var handlersRunning = 0
+        /// Replies handed to a connection and not yet written; a graceful shutdown waits for
+        /// them before it closes the connection.
+        var repliesUnwritten = 0
         var reconnectWaiters = WaiterList<any Channel>()
         var writabilityWaiters = WaiterList<Void>()
         /// The remote asked this side to leave the current connection (it is draining); a new
@@ -397,14 +400,14 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
     }
 
     /// Whether nothing is in progress: no call awaits a reply and no handler runs.
-    var isIdle: Bool { state.withLock { $0.pending.isEmpty && $0.handlersRunning == 0 } }
+    var isIdle: Bool { state.withLock { $0.pending.isEmpty && $0.handlersRunning == 0 && $0.repliesUnwritten == 0 } }
 
     /// Draining side: idle, and nothing arrived for `quietPeriod` since the go-away was sent or
     /// since the last refused call, so no call the remote sent before the go-away is still on
     /// its way.
     func isDrained(quietFor quietPeriod: Duration) -> Bool {
         state.withLock { state in
-            guard state.pending.isEmpty, state.handlersRunning == 0 else { return false }
+            guard state.pending.isEmpty, state.handlersRunning == 0, state.repliesUnwritten == 0 else { return false }
             let since = max(state.goAwaySent ?? state.lastInbound, state.lastInbound)
             return NIODeadline.now() - since >= TimeAmount(quietPeriod)
         }
@@ -599,9 +602,11 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
     }
 
     /// Writes a handler's reply on the connection its call came from, applying the
-    /// slow-consumer policy. The handler counts as running until the reply is written (or
-    /// fails), so a graceful shutdown does not close a connection under a reply; a reply the
-    /// peer cannot encode (a frame over the size limit) is answered with a 500 instead.
+    /// slow-consumer policy. The handler's slot is free once the reply is handed to the
+    /// connection (a remote that stops reading then fills the outbound queue, and later replies
+    /// wait for room at most the default call timeout); a graceful shutdown still waits for the
+    /// reply to be written. A reply the peer cannot encode (a frame over the size limit) is
+    /// answered with a 500 instead.
     private func sendReply(_ reply: FerryMessage, to call: FerryMessage, on channel: any Channel, handledSince start: ContinuousClock.Instant) async {
         if !channel.isWritable {
             let dropped: String? = switch peer.configuration.limits.slowConsumerPolicy {
@@ -626,7 +631,9 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
             reply = errorReply(to: reply, (error as? FerryStatus) ?? .writeFailed("\(error)"))
         }
         let written = channel.eventLoop.makePromise(of: Void.self)
+        state.withLock { $0.repliesUnwritten += 1 }
         written.futureResult.whenComplete { [self, reply] result in
+            state.withLock { $0.repliesUnwritten -= 1 }
             var status = reply.status
             if case .failure(let error) = result {
                 if let encoding = error as? FerryProtocolError {
@@ -638,9 +645,9 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
                 }
             }
             logExchange("call-in", route: call.serviceMethod, cost: start.duration(to: .now), bodyOut: reply.body.readableBytes, bodyIn: call.body.readableBytes, status: status)
-            handlerFinished()
         }
         channel.writeAndFlush(reply, promise: written)
+        handlerFinished()
     }
 
     /// Back-pressure for a reply: waits until `channel` takes writes again, at most the default
