@@ -631,7 +631,6 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
             reply = errorReply(to: reply, (error as? FerryStatus) ?? .writeFailed("\(error)"))
         }
         let written = channel.eventLoop.makePromise(of: Void.self)
-        state.withLock { $0.repliesUnwritten += 1 }
         written.futureResult.whenComplete { [self, reply] result in
             state.withLock { $0.repliesUnwritten -= 1 }
             var status = reply.status
@@ -646,8 +645,13 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
             }
             logExchange("call-in", route: call.serviceMethod, cost: start.duration(to: .now), bodyOut: reply.body.readableBytes, bodyIn: call.body.readableBytes, status: status)
         }
+        // One lock: the handler is done, its reply is not written yet.
+        state.withLock { state in
+            state.handlersRunning -= 1
+            state.repliesUnwritten += 1
+        }
+        peer.releaseHandler()
         channel.writeAndFlush(reply, promise: written)
-        handlerFinished()
     }
 
     /// Back-pressure for a reply: waits until `channel` takes writes again, at most the default
