@@ -166,4 +166,17 @@ struct RouterTests {
         meta["b"] = nil
         #expect(meta.count == 1)
     }
+
+    @Test("meta equality and hashing follow the pairs in order")
+    func metaEquality() {
+        let ab: FerryMeta = ["a": "1", "b": "2"]
+        var built = FerryMeta()
+        built.add("a", "1")
+        built.add("b", "2")
+        #expect(ab == built && ab.hashValue == built.hashValue)
+        #expect(ab != ["b": "2", "a": "1"])
+        #expect(ab != ["a": "1", "b": "3"])
+        #expect(ab != ["a": "1"])
+        #expect(Set([ab, built, ["a": "1"]]).count == 2)
+    }
 }

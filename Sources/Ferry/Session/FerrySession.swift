@@ -595,7 +595,14 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
     private func startHandler(on channel: any Channel, _ body: sending @escaping () async -> Void) {
         switch peer.configuration.handlerExecution {
         case .eventLoop:
-            Task(executorPreference: peer.handlerExecutors.executor(for: channel.eventLoop), operation: body)
+            let executor = peer.handlerExecutors.executor(for: channel.eventLoop)
+            // On the connection's own loop (every inbound message is), the handler starts at
+            // once, on this thread, and is queued only if it suspends.
+            if #available(macOS 26, iOS 26, watchOS 26, tvOS 26, visionOS 26, *), channel.eventLoop.inEventLoop {
+                Task.immediate(executorPreference: executor, operation: body)
+            } else {
+                Task(executorPreference: executor, operation: body)
+            }
         case .globalExecutor:
             Task(operation: body)
         }

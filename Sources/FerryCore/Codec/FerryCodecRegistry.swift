@@ -41,7 +41,8 @@ public struct FerryCodecRegistry: Sendable {
     public func encode<Value>(_ value: Value, codec id: FerryCodecID, allocator: ByteBufferAllocator = ByteBufferAllocator()) throws -> ByteBuffer {
         if let raw = value as? ByteBuffer { return raw }
         guard let codec = codecs[id] else { throw FerryCodecError.unknownCodec(id) }
-        var buffer = allocator.buffer(capacity: 64)
+        // Empty until the codec writes: a codec that makes its own buffer (protobuf) replaces it.
+        var buffer = allocator.buffer(capacity: 0)
         try codec.encode(value, into: &buffer)
         return buffer
     }

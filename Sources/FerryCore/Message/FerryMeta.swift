@@ -13,31 +13,29 @@ public struct FerryMeta: Hashable, Sendable, ExpressibleByDictionaryLiteral, Seq
     /// One key/value pair.
     public typealias Element = (key: String, value: String)
 
-    private var keys: [String]
-    private var values: [String]
+    // One array of pairs: a message with one pair of meta costs one allocation, not two.
+    private var pairs: [Element]
 
     /// Creates empty metadata.
     public init() {
-        keys = []
-        values = []
+        pairs = []
     }
 
     /// Creates metadata from pairs, in order.
     public init(dictionaryLiteral elements: (String, String)...) {
-        keys = elements.map(\.0)
-        values = elements.map(\.1)
+        pairs = elements.map { (key: $0.0, value: $0.1) }
     }
 
     /// The number of pairs.
-    public var count: Int { keys.count }
+    public var count: Int { pairs.count }
     /// Whether there are no pairs.
-    public var isEmpty: Bool { keys.isEmpty }
+    public var isEmpty: Bool { pairs.isEmpty }
 
     /// The first value for `key`; setting replaces every value of `key` (nil removes them).
     public subscript(key: String) -> String? {
         get {
-            guard let index = keys.firstIndex(of: key) else { return nil }
-            return values[index]
+            for pair in pairs where pair.key == key { return pair.value }
+            return nil
         }
         set {
             if let newValue { set(key, newValue) } else { remove(key) }
@@ -46,53 +44,48 @@ public struct FerryMeta: Hashable, Sendable, ExpressibleByDictionaryLiteral, Seq
 
     /// Every value of `key`, in order.
     public func values(for key: String) -> [String] {
-        zip(keys, values).filter { $0.0 == key }.map(\.1)
+        pairs.filter { $0.key == key }.map(\.value)
     }
 
     /// Appends a pair, keeping any earlier values of `key`.
     public mutating func add(_ key: String, _ value: String) {
-        keys.append(key)
-        values.append(value)
+        pairs.append((key: key, value: value))
     }
 
     /// Replaces every value of `key` with one value, at the position of the first one.
     public mutating func set(_ key: String, _ value: String) {
-        if let index = keys.firstIndex(of: key) {
-            values[index] = value
-            var next = index + 1
-            while next < keys.count {
-                if keys[next] == key {
-                    keys.remove(at: next)
-                    values.remove(at: next)
-                } else {
-                    next += 1
-                }
-            }
-        } else {
+        guard let index = pairs.firstIndex(where: { $0.key == key }) else {
             add(key, value)
+            return
+        }
+        pairs[index].value = value
+        var next = index + 1
+        while next < pairs.count {
+            if pairs[next].key == key { pairs.remove(at: next) } else { next += 1 }
         }
     }
 
     /// Removes every value of `key`.
     public mutating func remove(_ key: String) {
-        var index = 0
-        while index < keys.count {
-            if keys[index] == key {
-                keys.remove(at: index)
-                values.remove(at: index)
-            } else {
-                index += 1
-            }
-        }
+        pairs.removeAll { $0.key == key }
     }
 
     /// Iterates the pairs in order.
-    public func makeIterator() -> AnyIterator<Element> {
-        var index = 0
-        return AnyIterator {
-            guard index < keys.count else { return nil }
-            defer { index += 1 }
-            return (keys[index], values[index])
+    public func makeIterator() -> IndexingIterator<[Element]> {
+        pairs.makeIterator()
+    }
+
+    /// Whether both hold the same pairs in the same order.
+    public static func == (lhs: FerryMeta, rhs: FerryMeta) -> Bool {
+        lhs.pairs.elementsEqual(rhs.pairs) { $0.key == $1.key && $0.value == $1.value }
+    }
+
+    /// Hashes the pairs in order.
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(pairs.count)
+        for pair in pairs {
+            hasher.combine(pair.key)
+            hasher.combine(pair.value)
         }
     }
 

@@ -62,7 +62,8 @@ enum QueryString {
     where Bytes.Element == UInt8, Bytes.Index == Int {
         // Most keys and values need no unescaping: read them as they are.
         if !bytes.contains(where: { $0 == UInt8(ascii: "+") || $0 == UInt8(ascii: "%") }) {
-            return String(decoding: bytes, as: UTF8.self)
+            return bytes.withContiguousStorageIfAvailable { String(decoding: $0, as: UTF8.self) }
+                ?? String(decoding: bytes, as: UTF8.self)
         }
         var output: [UInt8] = []
         output.reserveCapacity(bytes.count)

@@ -157,19 +157,22 @@ public struct FerryRawProto: FerryProto {
             let serviceMethod = payload.readString(length: Int(methodLength))
         else { throw FerryProtocolError.truncated(field: "service method") }
 
+        // Status and meta are parsed from the bytes in place.
         guard let statusLength = payload.readInteger(as: UInt16.self),
-            let statusView = payload.readSlice(length: Int(statusLength))?.readableBytesView
+            let statusBytes = payload.readSlice(length: Int(statusLength))
         else { throw FerryProtocolError.truncated(field: "status") }
         let status: FerryStatus
-        do { status = try QueryString.decodeStatus(statusView) } catch {
+        do { status = try statusBytes.withUnsafeReadableBytes { try QueryString.decodeStatus($0) } } catch {
             throw FerryProtocolError.invalidQueryString(field: "status")
         }
 
         guard let metaLength = payload.readInteger(as: UInt16.self),
-            let metaView = payload.readSlice(length: Int(metaLength))?.readableBytesView
+            let metaBytes = payload.readSlice(length: Int(metaLength))
         else { throw FerryProtocolError.truncated(field: "meta") }
         let meta: FerryMeta
-        do { meta = metaLength == 0 ? FerryMeta() : try QueryString.decodeMeta(metaView) } catch {
+        do {
+            meta = metaLength == 0 ? FerryMeta() : try metaBytes.withUnsafeReadableBytes { try QueryString.decodeMeta($0) }
+        } catch {
             throw FerryProtocolError.invalidQueryString(field: "meta")
         }
 

@@ -1,0 +1,93 @@
+import FerryCore
+import NIOCore
+import NIOEmbedded
+import Testing
+
+@testable import Ferry
+
+/// The outbound end of a session's pipeline: frames written in one event-loop tick leave as one
+/// buffer at the end of the tick, each write's promise tells its own outcome, and a close sends
+/// what is batched before it.
+@Suite struct MessageEncoderTests {
+    private static let proto = FerryRawProto(maximumFrameSize: 1024)
+
+    private static func message(seq: Int32, bodySize: Int = 16) -> FerryMessage {
+        FerryMessage(
+            type: .reply, seq: seq, serviceMethod: "/echo", bodyCodec: .plain,
+            body: ByteBuffer(repeating: UInt8(truncatingIfNeeded: seq), count: bodySize))
+    }
+
+    private static func decodeAll(_ buffer: ByteBuffer) throws -> [FerryMessage] {
+        var buffer = buffer
+        var messages: [FerryMessage] = []
+        while let message = try proto.decodeMessage(from: &buffer) { messages.append(message) }
+        #expect(buffer.readableBytes == 0)
+        return messages
+    }
+
+    /// Whether `future` has succeeded (true), failed with `FerryProtocolError` (false); nil while pending.
+    private static func outcome(_ future: EventLoopFuture<Void>) -> Bool? {
+        var outcome: Bool?
+        future.assumeIsolated().whenComplete { result in
+            switch result {
+            case .success: outcome = true
+            case .failure(let error): outcome = error is FerryProtocolError ? false : nil
+            }
+        }
+        return outcome
+    }
+
+    @Test func writesOfOneTickLeaveAsOneBufferWithEveryPromiseKept() throws {
+        let channel = EmbeddedChannel(handler: MessageEncoderHandler(proto: Self.proto))
+        defer { _ = try? channel.finish() }
+        let first = channel.writeAndFlush(Self.message(seq: 1))
+        let tooLarge = channel.writeAndFlush(Self.message(seq: 2, bodySize: 4096))
+        let third = channel.writeAndFlush(Self.message(seq: 3))
+        // Nothing leaves before the end of the tick.
+        #expect(try channel.readOutbound(as: ByteBuffer.self) == nil)
+        channel.embeddedEventLoop.run()
+
+        let written = try #require(try channel.readOutbound(as: ByteBuffer.self))
+        #expect(try channel.readOutbound(as: ByteBuffer.self) == nil)
+        #expect(try Self.decodeAll(written).map(\.seq) == [1, 3])
+        #expect(try Self.decodeAll(written).map(\.body) == [Self.message(seq: 1).body, Self.message(seq: 3).body])
+
+        #expect(Self.outcome(first) == true)
+        #expect(Self.outcome(third) == true)
+        #expect(Self.outcome(tooLarge) == false)
+    }
+
+    @Test func aLaterTickStartsANewBuffer() throws {
+        let channel = EmbeddedChannel(handler: MessageEncoderHandler(proto: Self.proto))
+        defer { _ = try? channel.finish() }
+        channel.writeAndFlush(Self.message(seq: 1), promise: nil)
+        channel.embeddedEventLoop.run()
+        channel.writeAndFlush(Self.message(seq: 2), promise: nil)
+        channel.embeddedEventLoop.run()
+        #expect(try Self.decodeAll(try #require(try channel.readOutbound(as: ByteBuffer.self))).map(\.seq) == [1])
+        #expect(try Self.decodeAll(try #require(try channel.readOutbound(as: ByteBuffer.self))).map(\.seq) == [2])
+    }
+
+    @Test func aCloseSendsTheBatchFirst() throws {
+        let channel = EmbeddedChannel(handler: MessageEncoderHandler(proto: Self.proto))
+        let written = channel.writeAndFlush(Self.message(seq: 7))
+        let closed = channel.close()
+        channel.embeddedEventLoop.run()
+        #expect(Self.outcome(closed) == true)
+        #expect(Self.outcome(written) == true)
+        #expect(try Self.decodeAll(try #require(try channel.readOutbound(as: ByteBuffer.self))).map(\.seq) == [7])
+    }
+
+    @Test func writesWithoutAFlushWaitForOne() throws {
+        let channel = EmbeddedChannel(handler: MessageEncoderHandler(proto: Self.proto))
+        defer { _ = try? channel.finish() }
+        let written = channel.write(Self.message(seq: 1))
+        channel.embeddedEventLoop.run()
+        #expect(try channel.readOutbound(as: ByteBuffer.self) == nil)
+        #expect(Self.outcome(written) == nil)
+        channel.flush()
+        channel.embeddedEventLoop.run()
+        #expect(Self.outcome(written) == true)
+        #expect(try Self.decodeAll(try #require(try channel.readOutbound(as: ByteBuffer.self))).map(\.seq) == [1])
+    }
+}
