@@ -103,10 +103,12 @@ extension FerryPeer {
 
     /// Where inbound handlers run.
     public enum HandlerExecution: Sendable {
-        /// On the event loop of the handler's connection (as the task executor preference of its
-        /// task): no thread hop between reading the call, running the handler and writing the
-        /// reply. The fastest choice; handlers must not block (run blocking work on a thread
-        /// pool such as `NIOThreadPool`), or every connection of that loop waits.
+        /// On the event loop of the handler's connection: no thread hop between reading the
+        /// call, running the handler and writing the reply. A handler that may suspend runs as a
+        /// task with that loop as its executor preference, started at once; one that never
+        /// suspends (``FerryCore/FerrySynchronousHandler``) runs in place, with no task. The
+        /// fastest choice; handlers must not block (run blocking work on a thread pool such as
+        /// `NIOThreadPool`), or every connection of that loop waits.
         case eventLoop
         /// On Swift's global concurrent executor: a handler that runs long on the CPU does not
         /// hold up its event loop, at the cost of two thread hops per call.

@@ -566,9 +566,20 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
         let context = FerryContext(session: self, message: message, logger: logger)
         let router = peer.router
         let exposeErrorDetails = peer.configuration.exposeErrorDetails
+        let route = router.handler(for: .call, path: message.serviceMethod)
+        if case .synchronous(let handler)? = route, runsInPlace(on: channel) {
+            let start = ContinuousClock.now
+            let reply = router.reply(to: message, synchronousHandler: handler, context: context, exposeErrorDetails: exposeErrorDetails)
+            if channel.isWritable {
+                handOver(reply, to: message, on: channel, handledSince: start)
+            } else {
+                startHandler(on: channel) { [self] in await sendReply(reply, to: message, on: channel, handledSince: start) }
+            }
+            return
+        }
         startHandler(on: channel) { [self] in
             let start = ContinuousClock.now
-            let reply = await router.reply(to: message, context: context, exposeErrorDetails: exposeErrorDetails)
+            let reply = await router.reply(to: message, route: route, context: context, exposeErrorDetails: exposeErrorDetails)
             await sendReply(reply, to: message, on: channel, handledSince: start)
         }
     }
@@ -580,15 +591,30 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
         }
         let context = FerryContext(session: self, message: message, logger: logger)
         let router = peer.router
+        let route = router.handler(for: .push, path: message.serviceMethod)
+        if case .synchronous(let handler)? = route, runsInPlace(on: channel) {
+            let start = ContinuousClock.now
+            pushHandled(message, status: router.receivePush(message, synchronousHandler: handler, context: context), since: start)
+            return
+        }
         startHandler(on: channel) { [self] in
             let start = ContinuousClock.now
-            let status = await router.receivePush(message, context: context)
-            if status.code == .notFound {
-                logger.warning("dropping a push to an unknown route", metadata: ["route": "\(message.serviceMethod)"])
-            }
-            logExchange("push-in", route: message.serviceMethod, cost: start.duration(to: .now), bodyOut: 0, bodyIn: message.body.readableBytes, status: status)
-            handlerFinished()
+            pushHandled(message, status: await router.receivePush(message, route: route, context: context), since: start)
         }
+    }
+
+    private func pushHandled(_ message: FerryMessage, status: FerryStatus, since start: ContinuousClock.Instant) {
+        if status.code == .notFound {
+            logger.warning("dropping a push to an unknown route", metadata: ["route": "\(message.serviceMethod)"])
+        }
+        logExchange("push-in", route: message.serviceMethod, cost: start.duration(to: .now), bodyOut: 0, bodyIn: message.body.readableBytes, status: status)
+        handlerFinished()
+    }
+
+    /// Whether a synchronous handler may run right here: handlers run on the event loop and
+    /// this is the connection's loop (every inbound message is read on it).
+    private func runsInPlace(on channel: any Channel) -> Bool {
+        peer.configuration.handlerExecution == .eventLoop && channel.eventLoop.inEventLoop
     }
 
     /// Starts a handler's task where ``FerryPeer/Configuration/handlerExecution`` says.
@@ -631,6 +657,12 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
                 return
             }
         }
+        handOver(reply, to: call, on: channel, handledSince: start)
+    }
+
+    /// Hands a reply to the connection: the handler's slot is released, the reply counts as
+    /// unwritten until the write completes, and a reply that cannot be encoded becomes a 500.
+    private func handOver(_ reply: FerryMessage, to call: FerryMessage, on channel: any Channel, handledSince start: ContinuousClock.Instant) {
         var reply = reply
         do {
             try prepareForWrite(&reply)

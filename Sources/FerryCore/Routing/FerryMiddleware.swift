@@ -2,6 +2,12 @@
 /// the response (ignored for pushes).
 public typealias FerryHandler = @Sendable (FerryMessage, FerryContext) async throws -> FerryResponse
 
+/// A handler that never suspends: it decodes, answers and encodes in one go. Typed routes
+/// registered with a closure that does not `await` are kept in this form, and a peer whose
+/// handlers run on the event loop runs them in place as their message is read, with no task.
+/// They must not block: the connection's other messages wait while one runs.
+public typealias FerrySynchronousHandler = @Sendable (FerryMessage, FerryContext) throws -> FerryResponse
+
 /// Wraps handlers in the onion model: each middleware runs code before and after `next`, may
 /// change the message or the response, or answer without calling `next` (auth, validation,
 /// metrics, rate limits).

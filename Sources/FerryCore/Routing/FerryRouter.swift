@@ -24,6 +24,10 @@ public struct FerryRoute: Hashable, Sendable, CustomStringConvertible {
 public protocol FerryRouteRegistrar: Sendable {
     /// Registers `handler` for `path` (relative to this registrar's prefix).
     func addRoute(_ kind: FerryRoute.Kind, _ path: String, handler: @escaping FerryHandler)
+    /// Registers a handler that never suspends for `path` (relative to this registrar's prefix).
+    /// Where no middleware wraps it, a peer may run it in place as its message is read, without
+    /// a task (see ``FerrySynchronousHandler``).
+    func addRoute(_ kind: FerryRoute.Kind, _ path: String, synchronousHandler: @escaping FerrySynchronousHandler)
     /// A group of routes under `prefix` with extra middleware.
     func group(_ prefix: String, middleware: [any FerryMiddleware]) -> FerryRouteGroup
 }
@@ -41,11 +45,18 @@ public protocol FerryRouteRegistrar: Sendable {
 /// catch-all handlers.
 public final class FerryRouter: FerryRouteRegistrar {
     private struct State {
-        var calls: [String: FerryHandler] = [:]
-        var pushes: [String: FerryHandler] = [:]
+        var calls: [String: FerryRouteHandler] = [:]
+        var pushes: [String: FerryRouteHandler] = [:]
         var unknownCall: FerryHandler?
         var unknownPush: FerryHandler?
         var middleware: [any FerryMiddleware] = []
+
+        mutating func set(_ kind: FerryRoute.Kind, _ path: String, _ handler: FerryRouteHandler) {
+            switch kind {
+            case .call: calls[path] = handler
+            case .push: pushes[path] = handler
+            }
+        }
     }
     private let state = Mutex(State())
 
@@ -61,10 +72,19 @@ public final class FerryRouter: FerryRouteRegistrar {
     public func addRoute(_ kind: FerryRoute.Kind, _ path: String, handler: @escaping FerryHandler) {
         let path = FerryRouteGroup.join("", path)
         state.withLock { state in
-            let wrapped = state.middleware.wrap(handler)
-            switch kind {
-            case .call: state.calls[path] = wrapped
-            case .push: state.pushes[path] = wrapped
+            state.set(kind, path, .asynchronous(state.middleware.wrap(handler)))
+        }
+    }
+
+    /// Registers a handler that never suspends for `path` (under this registrar's prefix). With
+    /// middleware in force it is wrapped like any other handler; without, it stays synchronous.
+    public func addRoute(_ kind: FerryRoute.Kind, _ path: String, synchronousHandler: @escaping FerrySynchronousHandler) {
+        let path = FerryRouteGroup.join("", path)
+        state.withLock { state in
+            if state.middleware.isEmpty {
+                state.set(kind, path, .synchronous(synchronousHandler))
+            } else {
+                state.set(kind, path, .asynchronous(state.middleware.wrap(FerryRouteHandler.synchronous(synchronousHandler).asynchronous)))
             }
         }
     }
@@ -100,12 +120,28 @@ public final class FerryRouter: FerryRouteRegistrar {
     }
 
     /// The handler for an inbound message: the route's own, else the catch-all, else nil.
-    package func handler(for kind: FerryRoute.Kind, path: String) -> FerryHandler? {
+    package func handler(for kind: FerryRoute.Kind, path: String) -> FerryRouteHandler? {
         state.withLock { state in
             switch kind {
-            case .call: state.calls[path] ?? state.unknownCall
-            case .push: state.pushes[path] ?? state.unknownPush
+            case .call: state.calls[path] ?? state.unknownCall.map(FerryRouteHandler.asynchronous)
+            case .push: state.pushes[path] ?? state.unknownPush.map(FerryRouteHandler.asynchronous)
             }
+        }
+    }
+}
+
+/// A registered handler, as the router keeps it.
+package enum FerryRouteHandler: Sendable {
+    /// A handler that may suspend: it runs in a task.
+    case asynchronous(FerryHandler)
+    /// A handler that never suspends: it may run in place, without a task.
+    case synchronous(FerrySynchronousHandler)
+
+    /// The handler as an asynchronous one.
+    package var asynchronous: FerryHandler {
+        switch self {
+        case .asynchronous(let handler): handler
+        case .synchronous(let handler): { message, context in try handler(message, context) }
         }
     }
 }
@@ -125,6 +161,16 @@ public struct FerryRouteGroup: FerryRouteRegistrar {
     /// Registers `handler` for `path` (under this registrar's prefix, wrapped in its middleware).
     public func addRoute(_ kind: FerryRoute.Kind, _ path: String, handler: @escaping FerryHandler) {
         router.addRoute(kind, Self.join(prefix, path), handler: middleware.wrap(handler))
+    }
+
+    /// Registers a handler that never suspends for `path` (under this registrar's prefix). With
+    /// the group's middleware, or the router's, it is wrapped like any other handler.
+    public func addRoute(_ kind: FerryRoute.Kind, _ path: String, synchronousHandler: @escaping FerrySynchronousHandler) {
+        if middleware.isEmpty {
+            router.addRoute(kind, Self.join(prefix, path), synchronousHandler: synchronousHandler)
+        } else {
+            addRoute(kind, path, handler: FerryRouteHandler.synchronous(synchronousHandler).asynchronous)
+        }
     }
 
     /// A group of routes under `prefix` (appended to this one's), with extra middleware.
@@ -162,8 +208,33 @@ extension FerryRouteRegistrar {
         }
     }
 
+    /// Registers a typed CALL handler that never suspends (a closure without `await`). It
+    /// behaves as the asynchronous form, and on a peer whose handlers run on the event loop it
+    /// runs in place as the CALL is read, without a task of its own.
+    public func call<Args, Reply>(_ path: String, _ handler: @escaping @Sendable (Args, FerryContext) throws -> Reply) {
+        addRoute(.call, path, synchronousHandler: { message, context in
+            let args = try decodeArguments(Args.self, from: message, context: context)
+            return try encodeResponse(try handler(args, context), context: context)
+        })
+    }
+
+    /// Registers a typed PUSH handler that never suspends (a closure without `await`); see
+    /// ``call(_:_:)-(_,(Args,FerryContext)throws->Reply)``.
+    public func push<Args>(_ path: String, _ handler: @escaping @Sendable (Args, FerryContext) throws -> Void) {
+        addRoute(.push, path, synchronousHandler: { message, context in
+            try handler(try decodeArguments(Args.self, from: message, context: context), context)
+            return FerryResponse()
+        })
+    }
+
     /// A group with no extra middleware.
     public func group(_ prefix: String) -> FerryRouteGroup { group(prefix, middleware: []) }
+
+    /// Registers a handler that never suspends by wrapping it as an asynchronous one: the
+    /// default for registrars that do not keep synchronous handlers.
+    public func addRoute(_ kind: FerryRoute.Kind, _ path: String, synchronousHandler: @escaping FerrySynchronousHandler) {
+        addRoute(kind, path, handler: FerryRouteHandler.synchronous(synchronousHandler).asynchronous)
+    }
 }
 
 private func decodeArguments<Args>(_ type: Args.Type, from message: FerryMessage, context: FerryContext) throws -> Args {
