@@ -25,11 +25,15 @@ struct FerryBenchServer: BenchServer {
         let peer = FerryPeer(configuration: configuration, eventLoopGroup: group, logger: logger)
         let slowFraction = slowFraction
         let slowDelay = slowDelay
-        peer.router.call(Workload.route) { (request: Bench_BenchmarkMessage, _) in
-            if slowFraction > 0 && Double.random(in: 0..<1) < slowFraction {
-                try await Task.sleep(for: slowDelay)
+        if slowFraction > 0 {
+            // Only the slow-node experiment suspends: its handler is asynchronous.
+            peer.router.call(Workload.route) { (request: Bench_BenchmarkMessage, _) in
+                if Double.random(in: 0..<1) < slowFraction { try await Task.sleep(for: slowDelay) }
+                return Workload.answer(request)
             }
-            return Workload.answer(request)
+        } else {
+            // The workload's handler never suspends: Ferry runs it in place, with no task.
+            peer.router.call(Workload.route) { (request: Bench_BenchmarkMessage, _) in Workload.answer(request) }
         }
         peer.router.call(Self.rawRoute) { (body: ByteBuffer, _) in body }
         let listener = try await peer.listen(.tcp(host: host, port: port))
