@@ -1,6 +1,7 @@
 import FerryCore
 import NIOCore
 import NIOEmbedded
+import Synchronization
 import Testing
 
 @testable import Ferry
@@ -9,6 +10,13 @@ import Testing
 /// buffer at the end of the tick, each write's promise tells its own outcome, and a close sends
 /// what is batched before it.
 @Suite struct MessageEncoderTests {
+    /// Replies the encoder reported gone.
+    final class Count: Sendable {
+        private let count = Mutex(0)
+        var value: Int { count.withLock { $0 } }
+        func add(_ more: Int) { count.withLock { $0 += more } }
+    }
+
     private static let proto = FerryRawProto(maximumFrameSize: 1024)
 
     private static func message(seq: Int32, bodySize: Int = 16) -> FerryMessage {
@@ -76,6 +84,31 @@ import Testing
         #expect(Self.outcome(closed) == true)
         #expect(Self.outcome(written) == true)
         #expect(try Self.decodeAll(try #require(try channel.readOutbound(as: ByteBuffer.self))).map(\.seq) == [7])
+    }
+
+    @Test func repliesQueuedDirectlyLeaveWithTheTickAndAreCountedOnceWritten() throws {
+        let left = Count()
+        let encoder = MessageEncoderHandler(proto: Self.proto) { count in left.add(count) }
+        let channel = EmbeddedChannel(handler: encoder)
+        defer { _ = try? channel.finish() }
+        try encoder.enqueueReply(Self.message(seq: 1))
+        #expect(throws: FerryProtocolError.self) { try encoder.enqueueReply(Self.message(seq: 2, bodySize: 4096)) }
+        channel.writeAndFlush(Self.message(seq: 3), promise: nil)
+        try encoder.enqueueReply(Self.message(seq: 4))
+        #expect(left.value == 0)
+        channel.embeddedEventLoop.run()
+        #expect(try Self.decodeAll(try #require(try channel.readOutbound(as: ByteBuffer.self))).map(\.seq) == [1, 3, 4])
+        #expect(left.value == 2)
+    }
+
+    @Test func repliesOfAConnectionThatGoesAwayAreCountedToo() throws {
+        let left = Count()
+        let encoder = MessageEncoderHandler(proto: Self.proto) { count in left.add(count) }
+        let channel = EmbeddedChannel(handler: encoder)
+        try encoder.enqueueReply(Self.message(seq: 1))
+        _ = try? channel.finish()
+        #expect(left.value == 1)
+        #expect(throws: ChannelError.self) { try encoder.enqueueReply(Self.message(seq: 2)) }
     }
 
     @Test func writesWithoutAFlushWaitForOne() throws {

@@ -373,11 +373,12 @@ public final class FerryPeer: Sendable {
             idleTimeout: configuration.idleTimeout.map(TimeAmount.init),
             readTimeout: proto is FerryRawProto ? configuration.readTimeout.map(TimeAmount.init) : nil,
             maximumAge: configuration.maximumSessionAge.map(TimeAmount.init))
+        let encoder = MessageEncoderHandler(proto: proto) { count in session.repliesLeft(count) }
         let handlers: [any ChannelHandler] = [
             SessionTimerHandler(settings: timers),
             ByteToMessageHandler(FerryMessageDecoder(proto: proto)),
-            MessageEncoderHandler(proto: proto),
-            SessionHandler(session: session),
+            encoder,
+            SessionHandler(session: session, replies: encoder),
         ]
         try channel.pipeline.syncOperations.addHandlers(handlers)
     }

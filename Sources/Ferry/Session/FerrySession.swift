@@ -475,12 +475,14 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
                 defer { state.heldBack = [] }
                 return state.heldBack
             }
-            for message in waiting { receive(message, from: channel) }
+            guard let replies = try? channel.pipeline.syncOperations.handler(type: MessageEncoderHandler.self) else { return }
+            for message in waiting { receive(message, from: channel, replies: replies) }
         }
     }
 
-    /// Handles one decoded message from `channel`; runs on its event loop.
-    func receive(_ message: FerryMessage, from channel: any Channel) {
+    /// Handles one decoded message from `channel`; runs on its event loop. Handlers' replies go
+    /// to `replies`, the encoder of that connection.
+    func receive(_ message: FerryMessage, from channel: any Channel, replies: MessageEncoderHandler) {
         let (admitted, authenticated) = state.withLock { state in
             if !state.admitted { state.heldBack.append(message) }
             return (state.admitted, state.authenticated)
@@ -518,7 +520,7 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
                     return
                 }
             }
-            if message.type == .call { handleCall(message, on: channel) } else { handlePush(message, on: channel) }
+            if message.type == .call { handleCall(message, on: channel, replies: replies) } else { handlePush(message, on: channel) }
         default:
             let status = FerryStatus(.messageTypeNotAllowed, "Message Type Not Allowed", cause: "type \(message.type.rawValue)")
             recordCloseReason("unsupported message type \(message.type.rawValue)")
@@ -557,7 +559,7 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
         peer.releaseHandler()
     }
 
-    private func handleCall(_ message: FerryMessage, on channel: any Channel) {
+    private func handleCall(_ message: FerryMessage, on channel: any Channel, replies: MessageEncoderHandler) {
         if let refusal = admissionRefusal() {
             logExchange("call-in", route: message.serviceMethod, cost: .zero, bodyOut: 0, bodyIn: message.body.readableBytes, status: refusal)
             writeReply(errorReply(to: message, refusal), on: channel)
@@ -571,16 +573,19 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
             let start = ContinuousClock.now
             let reply = router.reply(to: message, synchronousHandler: handler, context: context, exposeErrorDetails: exposeErrorDetails)
             if channel.isWritable {
-                handOver(reply, to: message, on: channel, handledSince: start)
-            } else {
-                startHandler(on: channel) { [self] in await sendReply(reply, to: message, on: channel, handledSince: start) }
+                replyHandedOver()
+                queueReply(reply, to: message, on: replies, handledSince: start)
+                return
             }
+            let replies = NIOLoopBound(replies, eventLoop: channel.eventLoop)
+            startHandler(on: channel) { [self] in await sendReply(reply, to: message, on: channel, replies: replies, handledSince: start) }
             return
         }
+        let replies = NIOLoopBound(replies, eventLoop: channel.eventLoop)
         startHandler(on: channel) { [self] in
             let start = ContinuousClock.now
             let reply = await router.reply(to: message, route: route, context: context, exposeErrorDetails: exposeErrorDetails)
-            await sendReply(reply, to: message, on: channel, handledSince: start)
+            await sendReply(reply, to: message, on: channel, replies: replies, handledSince: start)
         }
     }
 
@@ -640,7 +645,10 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
     /// wait for room at most the default call timeout); a graceful shutdown still waits for the
     /// reply to be written. A reply the peer cannot encode (a frame over the size limit) is
     /// answered with a 500 instead.
-    private func sendReply(_ reply: FerryMessage, to call: FerryMessage, on channel: any Channel, handledSince start: ContinuousClock.Instant) async {
+    private func sendReply(
+        _ reply: FerryMessage, to call: FerryMessage, on channel: any Channel, replies: NIOLoopBound<MessageEncoderHandler>,
+        handledSince start: ContinuousClock.Instant
+    ) async {
         if !channel.isWritable {
             let dropped: String? = switch peer.configuration.limits.slowConsumerPolicy {
             case .applyBackPressure:
@@ -657,40 +665,51 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
                 return
             }
         }
-        handOver(reply, to: call, on: channel, handledSince: start)
+        replyHandedOver()
+        if channel.eventLoop.inEventLoop {
+            queueReply(reply, to: call, on: replies.value, handledSince: start)
+        } else {
+            channel.eventLoop.execute { [self] in queueReply(reply, to: call, on: replies.value, handledSince: start) }
+        }
     }
 
-    /// Hands a reply to the connection: the handler's slot is released, the reply counts as
-    /// unwritten until the write completes, and a reply that cannot be encoded becomes a 500.
-    private func handOver(_ reply: FerryMessage, to call: FerryMessage, on channel: any Channel, handledSince start: ContinuousClock.Instant) {
+    /// A handler is done and its reply handed over: its slot is free (one lock for both
+    /// counts), its reply unwritten until the encoder says otherwise.
+    private func replyHandedOver() {
+        state.withLock { state in
+            state.handlersRunning -= 1
+            state.repliesUnwritten += 1
+        }
+        peer.releaseHandler()
+    }
+
+    /// Queues a reply counted as unwritten on its connection's encoder (on that connection's
+    /// event loop). A reply that cannot be encoded (a frame over the size limit) is replaced
+    /// with a 500; one that cannot be queued at all (the connection is gone) counts as gone.
+    private func queueReply(_ reply: FerryMessage, to call: FerryMessage, on replies: MessageEncoderHandler, handledSince start: ContinuousClock.Instant) {
         var reply = reply
         do {
             try prepareForWrite(&reply)
         } catch {
             reply = errorReply(to: reply, (error as? FerryStatus) ?? .writeFailed("\(error)"))
         }
-        let written = channel.eventLoop.makePromise(of: Void.self)
-        written.futureResult.whenComplete { [self, reply] result in
-            state.withLock { $0.repliesUnwritten -= 1 }
-            var status = reply.status
-            if case .failure(let error) = result {
-                if let encoding = error as? FerryProtocolError {
-                    status = FerryStatus(.internalServerError, "Internal Server Error", cause: "the reply could not be sent: \(encoding)")
-                    logger.warning("replacing a reply that cannot be sent", metadata: ["seq": "\(reply.seq)", "error": "\(encoding)"])
-                    writeReply(errorReply(to: reply, status), on: channel)
-                } else {
-                    logger.debug("could not write a reply", metadata: ["seq": "\(reply.seq)", "error": "\(error)"])
-                }
-            }
-            logExchange("call-in", route: call.serviceMethod, cost: start.duration(to: .now), bodyOut: reply.body.readableBytes, bodyIn: call.body.readableBytes, status: status)
+        do {
+            try replies.enqueueReply(reply)
+        } catch let encoding as FerryProtocolError {
+            logger.warning("replacing a reply that cannot be sent", metadata: ["seq": "\(reply.seq)", "error": "\(encoding)"])
+            reply = errorReply(to: reply, FerryStatus(.internalServerError, "Internal Server Error", cause: "the reply could not be sent: \(encoding)"))
+            do { try replies.enqueueReply(reply) } catch { repliesLeft(1) }
+        } catch {
+            logger.debug("could not write a reply", metadata: ["seq": "\(reply.seq)", "error": "\(error)"])
+            repliesLeft(1)
         }
-        // One lock: the handler is done, its reply is not written yet.
-        state.withLock { state in
-            state.handlersRunning -= 1
-            state.repliesUnwritten += 1
-        }
-        peer.releaseHandler()
-        channel.writeAndFlush(reply, promise: written)
+        logExchange("call-in", route: call.serviceMethod, cost: start.duration(to: .now), bodyOut: reply.body.readableBytes, bodyIn: call.body.readableBytes, status: reply.status)
+    }
+
+    /// Replies queued on one of this session's connections that have since been written, or
+    /// failed with it.
+    func repliesLeft(_ count: Int) {
+        state.withLock { $0.repliesUnwritten -= count }
     }
 
     /// Back-pressure for a reply: waits until `channel` takes writes again, at most the default

@@ -5,40 +5,67 @@ import NIOCore
 ///
 /// Writes are batched and flushes coalesced: the frames written since the last flush are encoded
 /// one after another into one buffer, and a flush is deferred to the end of the current
-/// event-loop tick. The replies that handlers finish together (each submitted as its own
-/// write-and-flush) therefore leave in one buffer and one system call, rather than one of each
-/// per reply. A close sends the batch down first.
+/// event-loop tick. The replies that handlers finish together therefore leave in one buffer and
+/// one system call, rather than one of each per reply. A session hands its handlers' replies to
+/// ``enqueueReply(_:)`` directly; other messages come down the pipeline as writes. A close sends
+/// the batch down first.
 final class MessageEncoderHandler: ChannelOutboundHandler {
     typealias OutboundIn = FerryMessage
     typealias OutboundOut = ByteBuffer
 
     private let proto: any FerryProto
+    /// Told how many replies queued with ``enqueueReply(_:)`` have left, written or failed.
+    private let repliesLeft: @Sendable (Int) -> Void
+    /// This handler's place in the pipeline, while it is in one.
+    private var context: ChannelHandlerContext?
     /// The frames encoded since the last flush went down, if any.
     private var batch: ByteBuffer?
     /// The promises of the writes in `batch`, completed when the batch is written.
     private var batchPromises: [EventLoopPromise<Void>] = []
+    /// How many of the frames in `batch` are replies queued with ``enqueueReply(_:)``.
+    private var batchReplies = 0
     /// The capacity a new batch starts with: the size of the last one, within bounds.
     private var batchCapacity = 1024
     private var flushScheduled = false
 
     private static let largestStartingCapacity = 256 << 10
 
-    init(proto: any FerryProto) { self.proto = proto }
+    init(proto: any FerryProto, repliesLeft: @escaping @Sendable (Int) -> Void = { _ in }) {
+        self.proto = proto
+        self.repliesLeft = repliesLeft
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    /// Queues a handler's reply, straight from its session on the event loop: it is encoded
+    /// into the tick's batch and flushed with it, without a trip through the pipeline or a
+    /// promise of its own; `repliesLeft` counts it once its batch is written. Throws, queuing
+    /// nothing, when the reply cannot be encoded or the connection is gone.
+    func enqueueReply(_ reply: FerryMessage) throws {
+        guard let context else { throw ChannelError.ioOnClosedChannel }
+        try append(reply, allocator: context.channel.allocator)
+        batchReplies += 1
+        flush(context: context)
+    }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        let message = unwrapOutboundIn(data)
-        // Taken out while it grows, so that the buffer stays uniquely referenced.
-        var buffer = batch.take() ?? context.channel.allocator.buffer(capacity: max(batchCapacity, 64 + message.body.readableBytes))
         do {
-            // On failure nothing is appended: the frames already in the batch are kept.
-            try proto.encodeMessage(message, into: &buffer)
+            try append(unwrapOutboundIn(data), allocator: context.channel.allocator)
         } catch {
-            if buffer.readableBytes > 0 { batch = buffer }
             promise?.fail(error)
             return
         }
-        batch = buffer
         if let promise { batchPromises.append(promise) }
+    }
+
+    /// Encodes `message` at the end of the batch; on failure the batch is as it was.
+    private func append(_ message: FerryMessage, allocator: ByteBufferAllocator) throws {
+        // Taken out while it grows, so that the buffer stays uniquely referenced.
+        var buffer = batch.take() ?? allocator.buffer(capacity: max(batchCapacity, 64 + message.body.readableBytes))
+        defer { if buffer.readableBytes > 0 { batch = buffer } }
+        try proto.encodeMessage(message, into: &buffer)
     }
 
     func flush(context: ChannelHandlerContext) {
@@ -62,27 +89,36 @@ final class MessageEncoderHandler: ChannelOutboundHandler {
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
         batch = nil
         let waiting = batchPromises
+        let replies = batchReplies
         batchPromises = []
+        batchReplies = 0
         for promise in waiting { promise.fail(ChannelError.ioOnClosedChannel) }
+        if replies > 0 { repliesLeft(replies) }
     }
 
-    /// Hands the batch to the next handler as one write whose outcome completes every promise.
+    /// Hands the batch to the next handler as one write whose outcome completes every promise
+    /// and counts its replies as gone.
     private func writeBatch(context: ChannelHandlerContext) {
         guard let buffer = batch.take() else { return }
         batchCapacity = min(max(buffer.readableBytes, 1024), Self.largestStartingCapacity)
+        let replies = batchReplies
+        batchReplies = 0
         let promise: EventLoopPromise<Void>?
-        switch batchPromises.count {
-        case 0:
+        switch (batchPromises.count, replies) {
+        case (0, 0):
             promise = nil
-        case 1:
+        case (1, 0):
             promise = batchPromises[0]
         default:
             let waiting = batchPromises
+            let repliesLeft = repliesLeft
             let combined = context.eventLoop.makePromise(of: Void.self)
             combined.futureResult.whenComplete { result in
                 for promise in waiting { promise.completeWith(result) }
+                if replies > 0 { repliesLeft(replies) }
             }
             promise = combined
         }

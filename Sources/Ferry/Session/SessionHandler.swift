@@ -7,8 +7,13 @@ final class SessionHandler: ChannelInboundHandler {
     typealias InboundIn = FerryMessage
 
     let session: FerrySession
+    /// The pipeline's encoder, which takes the replies of this connection's handlers directly.
+    let replies: MessageEncoderHandler
 
-    init(session: FerrySession) { self.session = session }
+    init(session: FerrySession, replies: MessageEncoderHandler) {
+        self.session = session
+        self.replies = replies
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let message = unwrapInboundIn(data)
@@ -22,7 +27,7 @@ final class SessionHandler: ChannelInboundHandler {
             session.leaveConnection(ObjectIdentifier(context.channel))
             return
         }
-        session.receive(message, from: context.channel)
+        session.receive(message, from: context.channel, replies: replies)
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
