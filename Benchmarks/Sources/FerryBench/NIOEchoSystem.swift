@@ -147,18 +147,32 @@ struct EchoRequest: Sendable {
 }
 
 /// The client end of a framed request/response connection: replies come back in request order,
-/// so the waiting promises form a queue.
+/// so the waiting promises form a queue. Flushes are deferred to the end of the event-loop tick,
+/// so that the requests of callers woken together leave in one system call (as Ferry's
+/// sessions do): without this the ceiling's client made a `write(2)` per call.
 final class EchoClientHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = EchoRequest
     typealias OutboundOut = ByteBuffer
 
     private var waiting = CircularBuffer<EventLoopPromise<ByteBuffer>>(initialCapacity: 64)
+    private var flushScheduled = false
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         let request = unwrapOutboundIn(data)
         waiting.append(request.promise)
         context.write(wrapOutboundOut(request.frame), promise: promise)
+    }
+
+    func flush(context: ChannelHandlerContext) {
+        guard !flushScheduled else { return }
+        flushScheduled = true
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        context.eventLoop.execute {
+            let (handler, context) = loopBound.value
+            handler.flushScheduled = false
+            context.flush()
+        }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
