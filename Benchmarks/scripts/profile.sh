@@ -4,7 +4,8 @@
 #   2. system calls per call of the raw NIO and Ferry servers and clients (perf stat on the
 #      syscalls tracepoints);
 #   3. where Ferry's server and client spend their time (perf record -g, cpu-clock sampling:
-#      this VM has no hardware counters), as perf report text.
+#      this VM has no hardware counters), as perf report text, and the server's samples by part
+#      of the per-call path (perf_categories.py).
 # Needs Debian's linux-perf. Output in Benchmarks/results/profile-<date>/.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -64,6 +65,10 @@ PY
     port=$((port + 1))
 done | tee "$out/syscalls-per-call.md"
 echo "(rows: process | write + writev | read | futex, per call)"
+
+perf script -i "$out/perf-server.data" 2>/dev/null | swift demangle --simplified \
+    | python3 "$here/scripts/perf_categories.py" | tee "$out/perf-server-parts.md"
+echo "(rows: share of the Ferry server's samples | part of the per-call path)"
 
 for side in server client; do
     perf report -i "$out/perf-$side.data" --children --sort symbol --stdio -g none 2>/dev/null \
