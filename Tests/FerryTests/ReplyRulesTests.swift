@@ -1,6 +1,7 @@
-import Ferry
 import NIOCore
 import Testing
+
+@testable import Ferry
 
 @Suite("Reply rules")
 struct ReplyRulesTests {
@@ -110,6 +111,23 @@ struct ReplyRulesTests {
         #expect(status?.code == .internalServerError)
         #expect(status?.cause.contains("exceeds the limit") == true, "cause: \(status?.cause ?? "")")
         #expect(try await pair.session.call("/big", 10, as: String.self) == String(repeating: "x", count: 10))
+        await pair.close()
+    }
+
+    @Test("a call too large to send fails at once with 104, and the session keeps working")
+    func callTooLarge() async throws {
+        let pair = try await makePair(client: FerryPeer.Configuration(maximumFrameSize: 4096)) { router in
+            router.call("/size") { (text: String, _: FerryContext) in text.count }
+        }
+        let start = ContinuousClock.now
+        let status = await statusThrown {
+            try await pair.session.call("/size", String(repeating: "x", count: 10_000), as: Int.self, options: .timeout(.seconds(20)))
+        }
+        #expect(status?.code == .writeFailed)
+        #expect(status?.cause.contains("exceeds the limit") == true, "cause: \(status?.cause ?? "")")
+        #expect(ContinuousClock.now - start < .seconds(5))
+        #expect(pair.session.outstanding.pendingCalls == 0)
+        #expect(try await pair.session.call("/size", "xyz", as: Int.self) == 3)
         await pair.close()
     }
 

@@ -345,12 +345,24 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
                     failPending(seq, with: FerryStatus(.cancelled, "Cancelled", cause: "the calling task was cancelled"))
                     return
                 }
-                channel.writeAndFlush(message).whenFailure { [self] error in
-                    failPending(seq, with: failure(for: error))
+                if channel.eventLoop.inEventLoop {
+                    enqueueCall(message, on: channel)
+                } else {
+                    channel.eventLoop.execute { [self] in enqueueCall(message, on: channel) }
                 }
             }
         } onCancel: {
             failPending(seq, with: FerryStatus(.cancelled, "Cancelled", cause: "the calling task was cancelled"))
+        }
+    }
+
+    /// Queues a pending CALL on its connection's encoder (on that connection's event loop); fails
+    /// the call at once if it cannot be encoded or the connection is gone.
+    private func enqueueCall(_ message: FerryMessage, on channel: any Channel) {
+        do {
+            try channel.pipeline.syncOperations.handler(type: MessageEncoderHandler.self).enqueue(message)
+        } catch {
+            failPending(message.seq, with: failure(for: error))
         }
     }
 

@@ -6,9 +6,9 @@ import NIOCore
 /// Writes are batched and flushes coalesced: the frames written since the last flush are encoded
 /// one after another into one buffer, and a flush is deferred to the end of the current
 /// event-loop tick. The replies that handlers finish together therefore leave in one buffer and
-/// one system call, rather than one of each per reply. A session hands its handlers' replies to
-/// ``enqueueReply(_:)`` directly; other messages come down the pipeline as writes. A close sends
-/// the batch down first.
+/// one system call, rather than one of each per reply. A session hands its handlers' replies
+/// (``enqueueReply(_:)``) and its CALLs (``enqueue(_:)``) to it directly; other messages come down
+/// the pipeline as writes. A close sends the batch down first.
 final class MessageEncoderHandler: ChannelOutboundHandler {
     typealias OutboundIn = FerryMessage
     typealias OutboundOut = ByteBuffer
@@ -44,9 +44,16 @@ final class MessageEncoderHandler: ChannelOutboundHandler {
     /// promise of its own; `repliesLeft` counts it once its batch is written. Throws, queuing
     /// nothing, when the reply cannot be encoded or the connection is gone.
     func enqueueReply(_ reply: FerryMessage) throws {
-        guard let context else { throw ChannelError.ioOnClosedChannel }
-        try append(reply, allocator: context.channel.allocator)
+        try enqueue(reply)
         batchReplies += 1
+    }
+
+    /// Queues a message straight from its session on the event loop, like ``enqueueReply(_:)``
+    /// but uncounted: for CALLs, whose outcome is their reply (a connection that fails to write
+    /// closes, and its pending calls fail with it).
+    func enqueue(_ message: FerryMessage) throws {
+        guard let context else { throw ChannelError.ioOnClosedChannel }
+        try append(message, allocator: context.channel.allocator)
         flush(context: context)
     }
 
