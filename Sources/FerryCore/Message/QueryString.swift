@@ -136,7 +136,8 @@ enum QueryString {
         return Array(buffer.readableBytesView)
     }
 
-    static func decodeMeta<Bytes: Collection>(_ bytes: Bytes) throws -> FerryMeta
+    /// The pairs of a meta query string; any bytes parse (a malformed escape is kept as it is).
+    static func decodeMeta<Bytes: Collection>(_ bytes: Bytes) -> FerryMeta
     where Bytes.Element == UInt8, Bytes.Index == Int, Bytes.SubSequence: Collection, Bytes.SubSequence.Index == Int {
         var meta = FerryMeta()
         forEachPair(in: bytes) { meta.add($0, $1) }

@@ -169,12 +169,7 @@ public struct FerryRawProto: FerryProto {
         guard let metaLength = payload.readInteger(as: UInt16.self),
             let metaBytes = payload.readSlice(length: Int(metaLength))
         else { throw FerryProtocolError.truncated(field: "meta") }
-        let meta: FerryMeta
-        do {
-            meta = metaLength == 0 ? FerryMeta() : try metaBytes.withUnsafeReadableBytes { try QueryString.decodeMeta($0) }
-        } catch {
-            throw FerryProtocolError.invalidQueryString(field: "meta")
-        }
+        let meta = metaLength == 0 ? FerryMeta() : metaBytes.withUnsafeReadableBytes { QueryString.decodeMeta($0) }
 
         guard let codec = payload.readInteger(as: UInt8.self) else {
             throw FerryProtocolError.truncated(field: "body codec")
