@@ -65,6 +65,58 @@ import Testing
         #expect(Self.outcome(tooLarge) == false)
     }
 
+    /// Records the writes and flushes that leave the encoder.
+    final class WriteSpy: ChannelOutboundHandler {
+        typealias OutboundIn = ByteBuffer
+        var writes: [Int] = []
+        var flushes = 0
+
+        func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+            writes.append(unwrapOutboundIn(data).readableBytes)
+            context.write(data, promise: promise)
+        }
+
+        func flush(context: ChannelHandlerContext) {
+            flushes += 1
+            context.flush()
+        }
+    }
+
+    @Test func aLargeBatchIsHandedDownBeforeTheEndOfItsTick() throws {
+        let spy = WriteSpy()
+        let left = Count()
+        let encoder = MessageEncoderHandler(proto: Self.proto) { left.add($0) }
+        let channel = EmbeddedChannel(handlers: [spy, encoder])
+        defer { _ = try? channel.finish() }
+        let replies = 200
+        // Frames differ by a few bytes (the sequence number is text in the header).
+        let largestFrame = try Self.frameSize(Self.message(seq: Int32(replies), bodySize: 900))
+        for seq in 1...replies {
+            try encoder.enqueueReply(Self.message(seq: Int32(seq), bodySize: 900))
+        }
+        // Within the tick, the batch went down (so that the channel's outbound bound counts it)
+        // each time it reached the threshold, unflushed.
+        let threshold = MessageEncoderHandler.batchWriteThreshold
+        #expect(spy.writes.count == replies * largestFrame / threshold)
+        #expect(spy.writes.allSatisfy { $0 >= threshold && $0 < threshold + largestFrame }, "\(spy.writes)")
+        #expect(spy.flushes == 0)
+        #expect(left.value == 0)
+
+        channel.embeddedEventLoop.run()
+        #expect(spy.flushes == 1)
+        var seqs: [Int32] = []
+        while let buffer = try channel.readOutbound(as: ByteBuffer.self) { seqs += try Self.decodeAll(buffer).map(\.seq) }
+        #expect(seqs == (1...Int32(replies)).map { $0 })
+        #expect(left.value == replies)
+    }
+
+    /// The encoded size of `message`.
+    private static func frameSize(_ message: FerryMessage) throws -> Int {
+        var buffer = ByteBuffer()
+        try proto.encodeMessage(message, into: &buffer)
+        return buffer.readableBytes
+    }
+
     @Test func aLaterTickStartsANewBuffer() throws {
         let channel = EmbeddedChannel(handler: MessageEncoderHandler(proto: Self.proto))
         defer { _ = try? channel.finish() }

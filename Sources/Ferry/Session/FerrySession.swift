@@ -348,7 +348,7 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
                 if channel.eventLoop.inEventLoop {
                     enqueueCall(message, on: channel)
                 } else {
-                    channel.eventLoop.execute { [self] in enqueueCall(message, on: channel) }
+                    channel.eventLoop.execute { [self, message] in enqueueCall(message, on: channel) }
                 }
             }
         } onCancel: {

@@ -8,7 +8,9 @@ import NIOCore
 /// event-loop tick. The replies that handlers finish together therefore leave in one buffer and
 /// one system call, rather than one of each per reply. A session hands its handlers' replies
 /// (``enqueueReply(_:)``) and its CALLs (``enqueue(_:)``) to it directly; other messages come down
-/// the pipeline as writes. A close sends the batch down first.
+/// the pipeline as writes. A close sends the batch down first. A batch that reaches
+/// ``batchWriteThreshold`` is handed down at once, unflushed, so that the channel's outbound bound
+/// counts it.
 final class MessageEncoderHandler: ChannelOutboundHandler {
     typealias OutboundIn = FerryMessage
     typealias OutboundOut = ByteBuffer
@@ -29,6 +31,8 @@ final class MessageEncoderHandler: ChannelOutboundHandler {
     private var flushScheduled = false
 
     private static let largestStartingCapacity = 256 << 10
+    /// The size at which a batch is handed down before the end of its tick.
+    static let batchWriteThreshold = 64 << 10
 
     init(proto: any FerryProto, repliesLeft: @escaping @Sendable (Int) -> Void = { _ in }) {
         self.proto = proto
@@ -44,16 +48,21 @@ final class MessageEncoderHandler: ChannelOutboundHandler {
     /// promise of its own; `repliesLeft` counts it once its batch is written. Throws, queuing
     /// nothing, when the reply cannot be encoded or the connection is gone.
     func enqueueReply(_ reply: FerryMessage) throws {
-        try enqueue(reply)
-        batchReplies += 1
+        try enqueue(reply, isReply: true)
     }
 
     /// Queues a message straight from its session on the event loop, like ``enqueueReply(_:)``
     /// but uncounted: for CALLs, whose outcome is their reply (a connection that fails to write
     /// closes, and its pending calls fail with it).
     func enqueue(_ message: FerryMessage) throws {
+        try enqueue(message, isReply: false)
+    }
+
+    private func enqueue(_ message: FerryMessage, isReply: Bool) throws {
         guard let context else { throw ChannelError.ioOnClosedChannel }
         try append(message, allocator: context.channel.allocator)
+        if isReply { batchReplies += 1 }
+        writeDownIfLarge(context: context)
         flush(context: context)
     }
 
@@ -65,6 +74,15 @@ final class MessageEncoderHandler: ChannelOutboundHandler {
             return
         }
         if let promise { batchPromises.append(promise) }
+        writeDownIfLarge(context: context)
+    }
+
+    /// Hands a batch that reached ``batchWriteThreshold`` down at once, unflushed: the channel
+    /// then counts its bytes towards the outbound bound, so that its writability (and with it the
+    /// slow-consumer policy) sees a flood of replies within one tick, not only at the flush.
+    private func writeDownIfLarge(context: ChannelHandlerContext) {
+        guard let batch, batch.readableBytes >= Self.batchWriteThreshold else { return }
+        writeBatch(context: context)
     }
 
     /// Encodes `message` at the end of the batch; on failure the batch is as it was.
