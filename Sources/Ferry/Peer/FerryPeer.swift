@@ -120,11 +120,7 @@ public final class FerryPeer: Sendable {
                     if let sslContext {
                         try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: sslContext))
                     }
-                    let session = FerrySession(channel: channel, peer: self, isDialled: false, remoteAddress: remote, dialTarget: nil)
-                    try addSessionHandlers(to: channel, session: session)
-                    track(session)
-                    acceptedCount.wrappingAdd(1, ordering: .relaxed)
-                    self.startAccepted(session)
+                    _ = try acceptSession(on: channel, remoteAddress: remote)
                 }
             }
         // The socket is opened here rather than by the bootstrap so that a graceful restart can
@@ -150,6 +146,30 @@ public final class FerryPeer: Sendable {
         listeners.withLock { $0.append(listener) }
         logger.info("listening", metadata: ["address": "\(bound)", "tls": "\(tls != nil)", "inherited": "\(inherited != nil)"])
         return listener
+    }
+
+    /// Serves a connection opened elsewhere (by another bootstrap, a socket pair, an in-memory
+    /// channel) as if this peer had accepted it, and returns its session, as erpc's `ServeConn`
+    /// does. The session's handlers are added at the end of the channel's pipeline; TLS, if any,
+    /// must already be in it. The accept hook, auth, heartbeats, limits and shutdown apply as for
+    /// a listener's connections (`maximumConnections` only counts it).
+    ///
+    /// Call it on the channel's event loop, before the channel's first read. Throws
+    /// ``FerryLifecycleError/shuttingDown`` once the peer is draining.
+    public func serve(_ channel: any Channel, remoteAddress: String? = nil) throws -> FerrySession {
+        channel.eventLoop.preconditionInEventLoop()
+        guard !isDraining else { throw FerryLifecycleError.shuttingDown }
+        return try acceptSession(on: channel, remoteAddress: remoteAddress ?? Self.describe(channel.remoteAddress))
+    }
+
+    /// Makes the session of an accepted connection and starts it.
+    private func acceptSession(on channel: any Channel, remoteAddress: String) throws -> FerrySession {
+        let session = FerrySession(channel: channel, peer: self, isDialled: false, remoteAddress: remoteAddress, dialTarget: nil)
+        try addSessionHandlers(to: channel, session: session)
+        track(session)
+        acceptedCount.wrappingAdd(1, ordering: .relaxed)
+        startAccepted(session)
+        return session
     }
 
     /// Runs the accept hook (if any) before the session's messages are handled, then lets the
@@ -487,7 +507,7 @@ extension FerryPeer: Service {
 
 /// Why a peer cannot do what was asked of its lifecycle.
 public enum FerryLifecycleError: Error, Sendable, CustomStringConvertible {
-    /// The peer is shutting down and takes no new listeners.
+    /// The peer is shutting down and takes no new listeners or served channels.
     case shuttingDown
     /// An accepted connection was refused at ``FerryPeer/Limits/maximumConnections``.
     case connectionLimit
