@@ -62,8 +62,10 @@ let package = Package(
             name: "FerryMicroBenchmarks",
             dependencies: [
                 "BenchmarkProto",
+                .product(name: "Ferry", package: ferryPackage),
                 .product(name: "FerryCore", package: ferryPackage),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "Benchmark", package: "benchmark"),
             ],

@@ -1,8 +1,10 @@
 import Benchmark
 import BenchmarkProto
+import Ferry
 import FerryCore
 import Logging
 import NIOCore
+import NIOEmbedded
 import SwiftProtobuf
 
 // Micro-benchmarks of Ferry's per-message path, one message per iteration: wall time and
@@ -12,7 +14,11 @@ import SwiftProtobuf
 // FrameDecode        the same frame back into a FerryMessage (FerryRawProto.decodeMessage)
 // FrameEncodeDecode  both, one after the other
 // RoundTripProtobuf  the whole call path in memory, both sides (see below)
-// RoundTripRawBody   the same with the body passed through as bytes (no SwiftProtobuf) Static thresholds live in Benchmarks/Thresholds/; check them with
+// RoundTripRawBody   the same with the body passed through as bytes (no SwiftProtobuf)
+// ServeCallProtobuf  the callee's side through a real session pipeline (see below)
+// ServeCallRawBody   the same with the body passed through as bytes
+//
+// Static thresholds live in Benchmarks/Thresholds/; check them with
 // `swift package benchmark thresholds check` (run inside Benchmarks/).
 
 /// A session that goes nowhere: the round trip below never calls back to the peer.
@@ -153,5 +159,41 @@ let benchmarks: @Sendable () -> Void = {
             precondition(received.body.readableBytes == Workload.encodedSize)
             blackHole(received)
         }
+    }
+
+    // The callee's whole path through a real session pipeline, as a listener's connection runs
+    // it: `FerryPeer.serve(_:)` on an in-memory channel. Each iteration writes a CALL frame in,
+    // runs the event-loop tick and reads the REPLY frame out: the frame decoder, the session
+    // (admission, context, route, deadline), the handler with its protobuf bodies, the tick's
+    // batch and its flush. No socket and no thread: what is left is Ferry's own work.
+    func serveCall(_ benchmark: Benchmark, route: String, body: ByteBuffer) async {
+        let peer = FerryPeer(configuration: .init(defaultCodec: .protobuf), logger: logger)
+        peer.router.call(Workload.route) { (request: Bench_BenchmarkMessage, _) in Workload.answer(request) }
+        peer.router.call("/bench/raw") { (body: ByteBuffer, _) in body }
+        let channel = EmbeddedChannel()
+        _ = try! peer.serve(channel, remoteAddress: "memory")
+        try! channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        var frame = ByteBuffer()
+        try! proto.encodeMessage(
+            FerryMessage(type: .call, seq: 1, serviceMethod: route, bodyCodec: .protobuf, body: body), into: &frame)
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            try! channel.writeInbound(frame)
+            channel.embeddedEventLoop.run()
+            let reply = try! channel.readOutbound(as: ByteBuffer.self)!
+            precondition(reply.readableBytes > Workload.encodedSize / 2)
+            blackHole(reply)
+        }
+        benchmark.stopMeasurement()
+        _ = try? channel.finish()
+        await peer.close()
+    }
+
+    Benchmark("ServeCallProtobuf") { benchmark in
+        await serveCall(benchmark, route: Workload.route, body: ByteBuffer(bytes: Workload.encoded))
+    }
+
+    Benchmark("ServeCallRawBody") { benchmark in
+        await serveCall(benchmark, route: "/bench/raw", body: ByteBuffer(bytes: Workload.encoded))
     }
 }
