@@ -27,6 +27,20 @@ struct DecoderTests {
         #expect(try channel.finish().isClean)
     }
 
+    @Test("a decoder with a delivery closure hands it every message in order and fires none down the pipeline")
+    func deliveredDirectly() throws {
+        final class Received { var messages: [FerryMessage] = [] }
+        let received = Received()
+        let decoder = FerryMessageDecoder(proto: FerryRawProto()) { message, _ in received.messages.append(message) }
+        let channel = EmbeddedChannel(handler: ByteToMessageHandler(decoder))
+        var buffer = ByteBuffer()
+        for (_, bytes) in WireVectors.pairs { buffer.writeBytes(bytes) }
+        try channel.writeInbound(buffer)
+        #expect(received.messages == WireVectors.pairs.map(\.0))
+        #expect(try channel.readInbound(as: FerryMessage.self) == nil)
+        #expect(try channel.finish().isClean)
+    }
+
     @Test("a connection that ends mid-frame is reported")
     func endsMidFrame() throws {
         let channel = EmbeddedChannel(handler: ByteToMessageHandler(FerryMessageDecoder(proto: FerryRawProto())))

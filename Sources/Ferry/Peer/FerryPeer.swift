@@ -394,11 +394,12 @@ public final class FerryPeer: Sendable {
             readTimeout: proto is FerryRawProto ? configuration.readTimeout.map(TimeAmount.init) : nil,
             maximumAge: configuration.maximumSessionAge.map(TimeAmount.init))
         let encoder = MessageEncoderHandler(proto: proto) { count in session.repliesLeft(count) }
+        let sessionHandler = SessionHandler(session: session, replies: encoder)
         let handlers: [any ChannelHandler] = [
             SessionTimerHandler(settings: timers),
-            ByteToMessageHandler(FerryMessageDecoder(proto: proto)),
+            ByteToMessageHandler(FerryMessageDecoder(proto: proto) { sessionHandler.receive($0, context: $1) }),
             encoder,
-            SessionHandler(session: session, replies: encoder),
+            sessionHandler,
         ]
         try channel.pipeline.syncOperations.addHandlers(handlers)
     }

@@ -16,7 +16,12 @@ final class SessionHandler: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let message = unwrapInboundIn(data)
+        receive(unwrapInboundIn(data), context: context)
+    }
+
+    /// Handles one decoded message. The session's decoder calls this directly, with its own
+    /// context, so that messages are not boxed for the trip down the pipeline.
+    func receive(_ message: FerryMessage, context: ChannelHandlerContext) {
         if message.serviceMethod == FerryPeer.Heartbeat.route, message.type == .call || message.type == .push {
             if let period = session.answerHeartbeat(message, on: context.channel) {
                 context.triggerUserOutboundEvent(HeartbeatAnnounced(period: period), promise: nil)

@@ -7,14 +7,31 @@ public struct FerryMessageDecoder: ByteToMessageDecoder {
     public typealias InboundOut = FerryMessage
 
     private let proto: any FerryProto
+    /// Where decoded messages go instead of down the pipeline, if set.
+    private let deliver: ((FerryMessage, ChannelHandlerContext) -> Void)?
 
-    /// Creates a decoder for `proto`.
-    public init(proto: any FerryProto) { self.proto = proto }
+    /// Creates a decoder for `proto`; decoded messages go to the next handler.
+    public init(proto: any FerryProto) {
+        self.proto = proto
+        self.deliver = nil
+    }
+
+    /// Creates a decoder for `proto` that hands each decoded message to `deliver`, with the
+    /// decoder's context, instead of firing it down the pipeline: the message is not boxed for
+    /// the trip to the next handler.
+    package init(proto: any FerryProto, deliver: @escaping (FerryMessage, ChannelHandlerContext) -> Void) {
+        self.proto = proto
+        self.deliver = deliver
+    }
 
     /// Decodes as many whole messages as `buffer` holds.
     public mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
         guard let message = try proto.decodeMessage(from: &buffer) else { return .needMoreData }
-        context.fireChannelRead(Self.wrapInboundOut(message))
+        if let deliver {
+            deliver(message, context)
+        } else {
+            context.fireChannelRead(Self.wrapInboundOut(message))
+        }
         return .continue
     }
 
