@@ -118,25 +118,54 @@ final class RawServer: Sendable {
 
 // MARK: A client that never reads
 
-/// A bare connection that never reads what the peer sends, with a tiny receive buffer, so the
-/// peer's outbound queue fills up.
+/// A bare connection that does not read what the peer sends (until told to), with a tiny
+/// receive buffer, so the peer's outbound queue fills up.
 final class NonReadingConnection: Sendable {
     private let channel: any Channel
+    private let collector: NIOLoopBound<ByteCollector>
 
-    private init(channel: any Channel) { self.channel = channel }
+    private init(channel: any Channel, collector: NIOLoopBound<ByteCollector>) {
+        self.channel = channel
+        self.collector = collector
+    }
 
     static func connect(to address: FerryAddress) async throws -> NonReadingConnection {
         guard case .tcp(let host, let port) = address else { throw SetupError(what: "a TCP address is required") }
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .channelOption(.autoRead, value: false)
             .channelOption(.socketOption(.so_rcvbuf), value: 4096)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(ByteCollector()) }
+            }
             .connect(host: host, port: port).get()
-        return NonReadingConnection(channel: channel)
+        let collector = try await channel.eventLoop.submit {
+            NIOLoopBound(try channel.pipeline.syncOperations.handler(type: ByteCollector.self), eventLoop: channel.eventLoop)
+        }.get()
+        return NonReadingConnection(channel: channel, collector: collector)
     }
 
     /// Writes `bytes` as they are.
     func send(_ bytes: [UInt8]) async throws {
         try await channel.writeAndFlush(ByteBuffer(bytes: bytes))
+    }
+
+    /// Starts reading at last, and returns every byte the peer sent once it closes the
+    /// connection.
+    func readUntilClosed() async throws -> ByteBuffer {
+        try await channel.setOption(.autoRead, value: true).get()
+        channel.read()
+        try await channel.closeFuture.get()
+        return try await channel.eventLoop.submit { [collector] in collector.value.bytes }.get()
+    }
+
+    private final class ByteCollector: ChannelInboundHandler {
+        typealias InboundIn = ByteBuffer
+        var bytes = ByteBuffer()
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            var chunk = unwrapInboundIn(data)
+            bytes.writeBuffer(&chunk)
+        }
     }
 
     func close() async { try? await channel.close() }

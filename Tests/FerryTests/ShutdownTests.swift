@@ -77,6 +77,39 @@ struct ShutdownTests {
         await server.close()
     }
 
+    @Test("shutdown waits for a reply the client is slow to read: the session closes only once the channel has written it")
+    func drainWaitsForUnreadReply() async throws {
+        let size = 12 << 20
+        let answered = Counter()
+        let (server, listener) = try await makeServer { router in
+            router.call("/big") { (_: ByteBuffer, _: FerryContext) -> ByteBuffer in
+                answered.increment()
+                return ByteBuffer(repeating: 7, count: size)
+            }
+        }
+        let client = try await NonReadingConnection.connect(to: listener.address)
+        try await client.send(frameBytes(FerryMessage(type: .call, seq: 1, serviceMethod: "/big", bodyCodec: .plain)))
+        #expect(await eventually { answered.count == 1 })
+
+        // The reply is far larger than the socket buffers (a loopback send buffer grows to
+        // 4 MiB): most of it waits in the server's channel while the client does not read, well
+        // past the drain's quiet period.
+        let shutdown = Task { await server.shutdown(drainTimeout: .seconds(10)) }
+        try await Task.sleep(for: .seconds(1))
+        var received = try await client.readUntilClosed()
+        try await withDeadline(.seconds(5), "shutdown") { await shutdown.value }
+
+        let proto = FerryRawProto()
+        var reply: FerryMessage?
+        while reply == nil, let message = try proto.decodeMessage(from: &received) {
+            if message.type == .reply { reply = message }
+        }
+        #expect(reply?.seq == 1, "the whole reply arrived before the session closed")
+        #expect(reply?.body.readableBytes == size)
+        #expect(reply?.status.isOK == true)
+        await client.close()
+    }
+
     @Test("a handler running past the drain timeout is cut off: the call fails with 102 at about the timeout")
     func drainTimeoutCutsOff() async throws {
         let route = GatedRoute()

@@ -334,6 +334,9 @@ public final class FerryPeer: Sendable {
             if open.isEmpty { break }
             let expired = ContinuousClock.now >= deadline
             for session in open where expired || session.isDrained(quietFor: quietPeriod) {
+                // A drained session may still have replies in its channel's queue (a remote that
+                // reads slowly): closing now would drop them.
+                if !expired, await !session.outboundWritten() { continue }
                 session.recordCloseReason(expired ? "shutdown: drain timeout expired" : "shutdown")
                 await session.close()
             }

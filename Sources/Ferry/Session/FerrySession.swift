@@ -57,8 +57,9 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
         var closedByThisSide = false
         var idWasSet = false
         var handlersRunning = 0
-        /// Replies handed to a connection and not yet written; a graceful shutdown waits for
-        /// them before it closes the connection.
+        /// Replies handed to a connection's encoder and not yet passed down to the channel; a
+        /// graceful shutdown waits for them (and then for the channel to write its queue) before
+        /// it closes the connection.
         var repliesUnwritten = 0
         var reconnectWaiters = WaiterList<any Channel>()
         var writabilityWaiters = WaiterList<Void>()
@@ -411,9 +412,6 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
         state.withLock { ($0.pending.count, $0.reconnectWaiters.count, $0.writabilityWaiters.count, $0.handlersRunning) }
     }
 
-    /// Whether nothing is in progress: no call awaits a reply and no handler runs.
-    var isIdle: Bool { state.withLock { $0.pending.isEmpty && $0.handlersRunning == 0 && $0.repliesUnwritten == 0 } }
-
     /// Draining side: idle, and nothing arrived for `quietPeriod` since the go-away was sent or
     /// since the last refused call, so no call the remote sent before the go-away is still on
     /// its way.
@@ -423,6 +421,14 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
             let since = max(state.goAwaySent ?? state.lastInbound, state.lastInbound)
             return NIODeadline.now() - since >= TimeAmount(quietPeriod)
         }
+    }
+
+    /// Whether the connection has written everything handed to it: nothing waits in the
+    /// channel's outbound queue (a remote that reads slowly keeps replies there). Channels that
+    /// cannot tell count as written.
+    func outboundWritten() async -> Bool {
+        let buffered = try? await channel.getOption(ChannelOptions.bufferedWritableBytes).get()
+        return (buffered ?? 0) == 0
     }
 
     /// Draining side: asks the remote to move to another connection. Ferry peers that can
@@ -718,8 +724,8 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
         logExchange("call-in", route: call.serviceMethod, cost: start.duration(to: .now), bodyOut: reply.body.readableBytes, bodyIn: call.body.readableBytes, status: reply.status)
     }
 
-    /// Replies queued on one of this session's connections that have since been written, or
-    /// failed with it.
+    /// Replies queued on one of this session's connections that have since been passed down to
+    /// the channel, or dropped with it.
     func repliesLeft(_ count: Int) {
         state.withLock { $0.repliesUnwritten -= count }
     }

@@ -16,7 +16,8 @@ final class MessageEncoderHandler: ChannelOutboundHandler {
     typealias OutboundOut = ByteBuffer
 
     private let proto: any FerryProto
-    /// Told how many replies queued with ``enqueueReply(_:)`` have left, written or failed.
+    /// Told how many replies queued with ``enqueueReply(_:)`` have left: passed down to the
+    /// channel with their batch, or dropped with the handler.
     private let repliesLeft: @Sendable (Int) -> Void
     /// This handler's place in the pipeline, while it is in one.
     private var context: ChannelHandlerContext?
@@ -29,6 +30,9 @@ final class MessageEncoderHandler: ChannelOutboundHandler {
     /// The capacity a new batch starts with: the size of the last one, within bounds.
     private var batchCapacity = 1024
     private var flushScheduled = false
+    /// The task that writes and flushes the batch at the end of a tick, made once per pipeline
+    /// so that scheduling it allocates nothing.
+    private var flushAtEndOfTick: (@Sendable () -> Void)?
 
     private static let largestStartingCapacity = 256 << 10
     /// The size at which a batch is handed down before the end of its tick.
@@ -41,11 +45,18 @@ final class MessageEncoderHandler: ChannelOutboundHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        flushAtEndOfTick = {
+            let (handler, context) = loopBound.value
+            handler.flushScheduled = false
+            handler.writeBatch(context: context)
+            context.flush()
+        }
     }
 
     /// Queues a handler's reply, straight from its session on the event loop: it is encoded
     /// into the tick's batch and flushed with it, without a trip through the pipeline or a
-    /// promise of its own; `repliesLeft` counts it once its batch is written. Throws, queuing
+    /// promise of its own; `repliesLeft` counts it once its batch goes down. Throws, queuing
     /// nothing, when the reply cannot be encoded or the connection is gone.
     func enqueueReply(_ reply: FerryMessage) throws {
         try enqueue(reply, isReply: true)
@@ -94,15 +105,9 @@ final class MessageEncoderHandler: ChannelOutboundHandler {
     }
 
     func flush(context: ChannelHandlerContext) {
-        guard !flushScheduled else { return }
+        guard !flushScheduled, let flushAtEndOfTick else { return }
         flushScheduled = true
-        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        context.eventLoop.execute {
-            let (handler, context) = loopBound.value
-            handler.flushScheduled = false
-            handler.writeBatch(context: context)
-            context.flush()
-        }
+        context.eventLoop.execute(flushAtEndOfTick)
     }
 
     func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
@@ -115,6 +120,7 @@ final class MessageEncoderHandler: ChannelOutboundHandler {
 
     func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
+        flushAtEndOfTick = nil
         batch = nil
         let waiting = batchPromises
         let replies = batchReplies
@@ -124,31 +130,31 @@ final class MessageEncoderHandler: ChannelOutboundHandler {
         if replies > 0 { repliesLeft(replies) }
     }
 
-    /// Hands the batch to the next handler as one write whose outcome completes every promise
-    /// and counts its replies as gone.
+    /// Hands the batch to the next handler as one write whose outcome completes every promise,
+    /// and counts its replies as gone. (Whether the channel has written them is the channel's
+    /// to say: a graceful shutdown asks it before closing.)
     private func writeBatch(context: ChannelHandlerContext) {
         guard let buffer = batch.take() else { return }
         batchCapacity = min(max(buffer.readableBytes, 1024), Self.largestStartingCapacity)
         let replies = batchReplies
         batchReplies = 0
         let promise: EventLoopPromise<Void>?
-        switch (batchPromises.count, replies) {
-        case (0, 0):
+        switch batchPromises.count {
+        case 0:
             promise = nil
-        case (1, 0):
+        case 1:
             promise = batchPromises[0]
         default:
             let waiting = batchPromises
-            let repliesLeft = repliesLeft
             let combined = context.eventLoop.makePromise(of: Void.self)
             combined.futureResult.whenComplete { result in
                 for promise in waiting { promise.completeWith(result) }
-                if replies > 0 { repliesLeft(replies) }
             }
             promise = combined
         }
         batchPromises.removeAll(keepingCapacity: true)
         context.write(wrapOutboundOut(buffer), promise: promise)
+        if replies > 0 { repliesLeft(replies) }
     }
 }
 

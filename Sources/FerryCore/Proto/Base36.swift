@@ -1,22 +1,26 @@
 /// The seq field: an `Int32` in base 36, lower-case, `-` for negatives (Go's
 /// `strconv.FormatInt(int64(seq), 36)`).
 enum Base36 {
-    private static let digits: [UInt8] = Array("0123456789abcdefghijklmnopqrstuvwxyz".utf8)
-
     /// Writes `value` into `output`; returns the number of bytes (at most 7).
     static func write(_ value: Int32, into output: inout (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8)) -> Int {
-        var magnitude = value.magnitude
-        var reversed: [UInt8] = []
-        reversed.reserveCapacity(7)
+        var count = value < 0 ? 1 : 0
+        var remaining = value.magnitude
         repeat {
-            reversed.append(digits[Int(magnitude % 36)])
-            magnitude /= 36
-        } while magnitude > 0
-        if value < 0 { reversed.append(UInt8(ascii: "-")) }
+            count += 1
+            remaining /= 36
+        } while remaining > 0
         withUnsafeMutableBytes(of: &output) { raw in
-            for (index, byte) in reversed.reversed().enumerated() { raw[index] = byte }
+            var magnitude = value.magnitude
+            var index = count
+            repeat {
+                index -= 1
+                let digit = UInt8(truncatingIfNeeded: magnitude % 36)
+                raw[index] = digit < 10 ? UInt8(ascii: "0") + digit : UInt8(ascii: "a") + digit - 10
+                magnitude /= 36
+            } while magnitude > 0
+            if value < 0 { raw[0] = UInt8(ascii: "-") }
         }
-        return reversed.count
+        return count
     }
 
     static func encode(_ value: Int32) -> [UInt8] {
