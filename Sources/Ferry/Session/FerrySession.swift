@@ -931,27 +931,30 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
     /// current connection, redial or close.
     func connectionClosed(_ channel: any Channel) {
         let connection = ObjectIdentifier(channel)
-        let outcome: (pending: [PendingCall], auth: CheckedContinuation<FerryMessage, any Error>?, reason: String, current: Bool, redial: Bool) = state.withLock { state in
+        let outcome: (pending: [PendingCall], auth: CheckedContinuation<FerryMessage, any Error>?, reason: String, current: Bool, redial: Bool, closing: Closing?) = state.withLock { state in
             let pendingOnIt = state.pending.filter { $0.value.connection == connection }
             for seq in pendingOnIt.keys { state.pending[seq] = nil }
             let reason = state.closeReason ?? "connection lost"
             guard state.channel === channel, state.phase != .closed else {
-                return (Array(pendingOnIt.values), nil, reason, false, false)
+                return (Array(pendingOnIt.values), nil, reason, false, false, nil)
             }
             let auth = state.pendingAuth
             state.pendingAuth = nil
             // A redial (or a move after a go-away) already in progress owns what happens next.
             if state.phase == .redialling || state.goingAway {
                 state.phase = .redialling
-                return (Array(pendingOnIt.values), auth, reason, true, false)
+                return (Array(pendingOnIt.values), auth, reason, true, false, nil)
             }
             let redial = dialTarget != nil && peer.configuration.redial != nil && state.ready
                 && !state.closedByThisSide && !peer.isDraining
             if redial {
                 state.phase = .redialling
                 state.closeReason = nil
+                return (Array(pendingOnIt.values), auth, reason, true, true, nil)
             }
-            return (Array(pendingOnIt.values), auth, reason, true, redial)
+            // Closed before the failed calls are resumed: a caller they wake that calls again
+            // is refused with 102 at once, instead of waiting on a connection that is gone.
+            return (Array(pendingOnIt.values), auth, reason, true, false, Self.markClosed(&state))
         }
         let status = FerryStatus.connectionClosed(outcome.reason)
         for call in outcome.pending {
@@ -962,30 +965,44 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
         if outcome.redial, let policy = peer.configuration.redial, let target = dialTarget {
             logger.info("connection lost; redialling", metadata: ["reason": "\(outcome.reason)", "failed_calls": "\(outcome.pending.count)"])
             Task { await redial(target, policy: policy) }
-        } else if state.withLock({ $0.phase != .redialling }) {
+        } else if let closing = outcome.closing {
             logger.debug("session closed", metadata: ["id": "\(id)", "reason": "\(outcome.reason)", "failed_calls": "\(outcome.pending.count)"])
-            finishClosing()
+            tellClosed(closing)
         }
+    }
+
+    /// What a session that has just closed must still tell: its waiters and its peer.
+    private struct Closing {
+        var wasReady: Bool
+        var reconnectWaiters: [CheckedContinuation<any Channel, any Error>]
+        var writeWaiters: [CheckedContinuation<Void, any Error>]
+        var reason: String
     }
 
     /// Leaves the session closed for good: waiters fail, the hub forgets it, the disconnect hook
     /// runs (once).
     private func finishClosing() {
-        let (wasClosed, wasReady, reconnectWaiters, writeWaiters, reason) = state.withLock { state in
-            defer {
-                state.phase = .closed
-                if state.pending.isEmpty {
-                    state.deadlineTimer?.task.cancel()
-                    state.deadlineTimer = nil
-                }
-            }
-            return (state.phase == .closed, state.ready, state.reconnectWaiters.removeAll(), state.writabilityWaiters.removeAll(), state.closeReason ?? "closed")
+        if let closing = state.withLock({ Self.markClosed(&$0) }) { tellClosed(closing) }
+    }
+
+    /// Under the state lock: moves the session to closed; nil if it already was.
+    private static func markClosed(_ state: inout State) -> Closing? {
+        guard state.phase != .closed else { return nil }
+        state.phase = .closed
+        if state.pending.isEmpty {
+            state.deadlineTimer?.task.cancel()
+            state.deadlineTimer = nil
         }
-        guard !wasClosed else { return }
-        let status = FerryStatus.connectionClosed(reason)
-        for waiter in reconnectWaiters { waiter.resume(throwing: status) }
-        for waiter in writeWaiters { waiter.resume(throwing: status) }
-        peer.sessionClosed(self, wasReady: wasReady)
+        return Closing(
+            wasReady: state.ready, reconnectWaiters: state.reconnectWaiters.removeAll(),
+            writeWaiters: state.writabilityWaiters.removeAll(), reason: state.closeReason ?? "closed")
+    }
+
+    private func tellClosed(_ closing: Closing) {
+        let status = FerryStatus.connectionClosed(closing.reason)
+        for waiter in closing.reconnectWaiters { waiter.resume(throwing: status) }
+        for waiter in closing.writeWaiters { waiter.resume(throwing: status) }
+        peer.sessionClosed(self, wasReady: closing.wasReady)
     }
 
     private func redial(_ target: DialTarget, policy: FerryPeer.Redial) async {
