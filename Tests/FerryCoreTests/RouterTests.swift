@@ -165,6 +165,20 @@ struct RouterTests {
         #expect(meta.map(\.key) == ["a", "b"] && meta["a"] == "9")
         meta["b"] = nil
         #expect(meta.count == 1)
+
+        // The first pair is kept apart from the others: edits around it keep the order.
+        var edited: FerryMeta = ["x": "1", "y": "2"]
+        edited.add("x", "3")
+        edited.add("z", "4")
+        edited.remove("x")
+        #expect(edited.map(\.key) == ["y", "z"] && edited.count == 2 && edited["x"] == nil)
+        edited.set("z", "5")
+        #expect(edited.map(\.value) == ["2", "5"])
+        edited.remove("y")
+        edited.remove("z")
+        #expect(edited.isEmpty && edited == FerryMeta())
+        edited.add("w", "6")
+        #expect(edited.map(\.key) == ["w"] && edited["w"] == "6")
     }
 
     @Test("meta equality and hashing follow the pairs in order")

@@ -13,28 +13,32 @@ public struct FerryMeta: Hashable, Sendable, ExpressibleByDictionaryLiteral, Seq
     /// One key/value pair.
     public typealias Element = (key: String, value: String)
 
-    // One array of pairs: a message with one pair of meta costs one allocation, not two.
-    private var pairs: [Element]
+    // The first pair is kept inline and the rest in an array: a message with one pair of meta
+    // (a call's timeout, the commonest case) costs no allocation for it.
+    private var first: Element?
+    private var rest: [Element] = []
 
     /// Creates empty metadata.
-    public init() {
-        pairs = []
-    }
+    public init() {}
 
     /// Creates metadata from pairs, in order.
     public init(dictionaryLiteral elements: (String, String)...) {
-        pairs = elements.map { (key: $0.0, value: $0.1) }
+        for (key, value) in elements { add(key, value) }
+    }
+
+    private init(_ pairs: some Sequence<Element>) {
+        for pair in pairs { add(pair.key, pair.value) }
     }
 
     /// The number of pairs.
-    public var count: Int { pairs.count }
+    public var count: Int { first == nil ? 0 : 1 + rest.count }
     /// Whether there are no pairs.
-    public var isEmpty: Bool { pairs.isEmpty }
+    public var isEmpty: Bool { first == nil }
 
     /// The first value for `key`; setting replaces every value of `key` (nil removes them).
     public subscript(key: String) -> String? {
         get {
-            for pair in pairs where pair.key == key { return pair.value }
+            for pair in self where pair.key == key { return pair.value }
             return nil
         }
         set {
@@ -44,16 +48,21 @@ public struct FerryMeta: Hashable, Sendable, ExpressibleByDictionaryLiteral, Seq
 
     /// Every value of `key`, in order.
     public func values(for key: String) -> [String] {
-        pairs.filter { $0.key == key }.map(\.value)
+        filter { $0.key == key }.map(\.value)
     }
 
     /// Appends a pair, keeping any earlier values of `key`.
     public mutating func add(_ key: String, _ value: String) {
-        pairs.append((key: key, value: value))
+        if first == nil {
+            first = (key: key, value: value)
+        } else {
+            rest.append((key: key, value: value))
+        }
     }
 
     /// Replaces every value of `key` with one value, at the position of the first one.
     public mutating func set(_ key: String, _ value: String) {
+        var pairs = Array(self)
         guard let index = pairs.firstIndex(where: { $0.key == key }) else {
             add(key, value)
             return
@@ -63,27 +72,44 @@ public struct FerryMeta: Hashable, Sendable, ExpressibleByDictionaryLiteral, Seq
         while next < pairs.count {
             if pairs[next].key == key { pairs.remove(at: next) } else { next += 1 }
         }
+        self = FerryMeta(pairs)
     }
 
     /// Removes every value of `key`.
     public mutating func remove(_ key: String) {
-        pairs.removeAll { $0.key == key }
+        guard contains(where: { $0.key == key }) else { return }
+        self = FerryMeta(filter { $0.key != key })
     }
 
     /// Iterates the pairs in order.
-    public func makeIterator() -> IndexingIterator<[Element]> {
-        pairs.makeIterator()
+    public func makeIterator() -> Iterator {
+        Iterator(first: first, rest: rest.makeIterator())
+    }
+
+    /// Iterates the pairs of a ``FerryMeta`` in order.
+    public struct Iterator: IteratorProtocol {
+        fileprivate var first: Element?
+        fileprivate var rest: IndexingIterator<[Element]>
+
+        /// The next pair, or nil after the last.
+        public mutating func next() -> Element? {
+            if let pair = first {
+                first = nil
+                return pair
+            }
+            return rest.next()
+        }
     }
 
     /// Whether both hold the same pairs in the same order.
     public static func == (lhs: FerryMeta, rhs: FerryMeta) -> Bool {
-        lhs.pairs.elementsEqual(rhs.pairs) { $0.key == $1.key && $0.value == $1.value }
+        lhs.count == rhs.count && lhs.elementsEqual(rhs) { $0.key == $1.key && $0.value == $1.value }
     }
 
     /// Hashes the pairs in order.
     public func hash(into hasher: inout Hasher) {
-        hasher.combine(pairs.count)
-        for pair in pairs {
+        hasher.combine(count)
+        for pair in self {
             hasher.combine(pair.key)
             hasher.combine(pair.value)
         }
