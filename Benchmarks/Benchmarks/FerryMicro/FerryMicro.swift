@@ -17,6 +17,7 @@ import SwiftProtobuf
 // RoundTripRawBody   the same with the body passed through as bytes (no SwiftProtobuf)
 // ServeCallProtobuf  the callee's side through a real session pipeline (see below)
 // ServeCallRawBody   the same with the body passed through as bytes
+// CallOverLoopbackRawBody  both ends of a call over a real loopback connection, in one process
 //
 // Static thresholds live in Benchmarks/Thresholds/; check them with
 // `swift package benchmark thresholds check` (run inside Benchmarks/).
@@ -39,6 +40,36 @@ final class StubSession: FerrySessionProtocol {
     }
 
     func close() async {}
+}
+
+/// A server peer answering `/bench/raw` and a client session dialled to it on loopback.
+final class LoopbackPair: @unchecked Sendable {
+    // Set in the benchmark's setup and read by its samples, which run after it, one at a time.
+    private(set) var session: FerrySession?
+    private var server: FerryPeer?
+    private var client: FerryPeer?
+    private let logger: Logger
+
+    init(logger: Logger) { self.logger = logger }
+
+    func open() async throws {
+        let server = FerryPeer(configuration: .init(defaultCodec: .protobuf), logger: logger)
+        server.router.call("/bench/raw") { (body: ByteBuffer, _) in body }
+        let listener = try await server.listen(.tcp(host: "127.0.0.1", port: 0))
+        let client = FerryPeer(configuration: .init(defaultCodec: .protobuf), logger: logger)
+        let session = try await client.dial(listener.address)
+        // The first calls take paths the steady state does not.
+        for _ in 0..<3 {
+            _ = try await session.call("/bench/raw", body: ByteBuffer(bytes: Workload.encoded), codec: .protobuf, options: .init())
+        }
+        (self.server, self.client, self.session) = (server, client, session)
+    }
+
+    func close() async {
+        await client?.close()
+        await server?.close()
+        (server, client, session) = (nil, nil, nil)
+    }
 }
 
 /// The CALL every benchmark sends: the workload's route, seq 1, protobuf codec, the 581-byte
@@ -192,6 +223,31 @@ let benchmarks: @Sendable () -> Void = {
         _ = try? channel.finish()
         await peer.close()
     }
+
+    // Both ends of a call in one process, over a real TCP connection on loopback: the caller's
+    // session (seq, pending call, deadline meta, the hop to the event loop), both pipelines,
+    // both frames and the callee's handling. Made once, before the samples.
+    let loopback = LoopbackPair(logger: logger)
+
+    Benchmark(
+        "CallOverLoopbackRawBody",
+        closure: { benchmark in
+            let session = loopback.session!
+            let body = ByteBuffer(bytes: Workload.encoded)
+            @Sendable func callOnce() async {
+                let reply = try! await session.call("/bench/raw", body: body, codec: .protobuf, options: .init())
+                precondition(reply.body.readableBytes == Workload.encodedSize)
+                blackHole(reply)
+            }
+            // Each sample runs in a new task: its first call grows the task's own memory, which
+            // is the benchmark's cost, not the call's.
+            await callOnce()
+            benchmark.startMeasurement()
+            for _ in benchmark.scaledIterations { await callOnce() }
+        },
+        setup: { try await loopback.open() },
+        teardown: { await loopback.close() }
+    )
 
     Benchmark("ServeCallProtobuf") { benchmark in
         await serveCall(benchmark, route: Workload.route, body: ByteBuffer(bytes: Workload.encoded))
