@@ -1,4 +1,9 @@
 @testable import Ferry
+#if canImport(Glibc)
+import Glibc
+#else
+import Darwin
+#endif
 import Logging
 import NIOCore
 import Testing
@@ -129,6 +134,68 @@ struct CallLifecycleTests {
             let accepted = try #require(pair.server.hub.all.first)
             await accepted.close()
         }
+    }
+
+    /// A log handler that holds up the thread logging `message` for `stall`: it widens the
+    /// moment in which that line is written, so that other threads reliably act inside it.
+    struct StallingLogHandler: LogHandler {
+        let message: String
+        let stall: Duration
+        var logLevel: Logger.Level = .debug
+        var metadata: Logger.Metadata = [:]
+
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { metadata[key] }
+            set { metadata[key] = newValue }
+        }
+
+        func log(event: LogEvent) {
+            guard event.message.description == message else { return }
+            let (seconds, attoseconds) = stall.components
+            usleep(UInt32(seconds * 1_000_000 + attoseconds / 1_000_000_000_000))
+        }
+    }
+
+    @Test("callers woken by a lost connection that call again get 102 at once, not a timeout")
+    func callsRightAfterTheConnectionIsLost() async throws {
+        let slow = SlowRoute()
+        // The client's event-loop thread stalls while it logs the session's close, after the
+        // pending calls have failed: callers they wake call again in that time.
+        var clientLogger = Logger(label: "client") { _ in
+            StallingLogHandler(message: "session closed", stall: .milliseconds(300))
+        }
+        clientLogger.logLevel = .debug
+        let pair = try await makePair(
+            client: FerryPeer.Configuration(defaultCallTimeout: .seconds(3)), clientLogger: clientLogger, configure: slow.register)
+        defer { slow.gate.fulfil(()) }
+        let session = pair.session
+        let callers = 4
+        let again = Task {
+            await withTaskGroup(of: (FerryStatus?, FerryStatus?).self) { group in
+                for _ in 0..<callers {
+                    group.addTask {
+                        let first = await statusThrown { try await session.call("/slow", (), as: Int.self) }
+                        let second = await statusThrown { try await session.call("/math/add", AddArgs(a: 1, b: 2), as: Int.self) }
+                        return (first, second)
+                    }
+                }
+                var statuses: [(FerryStatus?, FerryStatus?)] = []
+                for await pair in group { statuses.append(pair) }
+                return statuses
+            }
+        }
+        #expect(await slow.waitForStarts(callers))
+        let start = ContinuousClock.now
+        let accepted = try #require(pair.server.hub.all.first)
+        await accepted.close()
+        let statuses = await again.value
+        #expect(start.duration(to: .now) < .seconds(2), "no second call waited for its timeout")
+        #expect(statuses.count == callers)
+        for (first, second) in statuses {
+            #expect(first?.code == .connectionClosed, "first call: \(String(describing: first))")
+            #expect(second?.code == .connectionClosed, "second call: \(String(describing: second))")
+        }
+        await pair.close()
     }
 
     private func expectPendingCallsFailWhenServerCloses(_ closeServerSide: (PeerPair) async throws -> Void) async throws {

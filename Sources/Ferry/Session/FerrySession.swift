@@ -332,6 +332,9 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
             try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<FerryMessage, any Error>) in
                 let closedReason: String? = state.withLock { state in
                     if state.phase == .closed { return state.closeReason ?? "" }
+                    // The connection this call took was lost since (a redial is under way): the
+                    // calls pending on it have been failed, and this one would wait for nothing.
+                    if state.phase == .redialling { return "connection lost" }
                     state.pending[seq] = PendingCall(
                         continuation: continuation, deadline: deadline, timeout: timeout, connection: ObjectIdentifier(channel))
                     armDeadlineTimer(&state, for: deadline, on: channel.eventLoop)
