@@ -1,9 +1,4 @@
 @testable import Ferry
-#if canImport(Glibc)
-import Glibc
-#else
-import Darwin
-#endif
 import Logging
 import NIOCore
 import Testing
@@ -136,35 +131,12 @@ struct CallLifecycleTests {
         }
     }
 
-    /// A log handler that holds up the thread logging `message` for `stall`: it widens the
-    /// moment in which that line is written, so that other threads reliably act inside it.
-    struct StallingLogHandler: LogHandler {
-        let message: String
-        let stall: Duration
-        var logLevel: Logger.Level = .debug
-        var metadata: Logger.Metadata = [:]
-
-        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-            get { metadata[key] }
-            set { metadata[key] = newValue }
-        }
-
-        func log(event: LogEvent) {
-            guard event.message.description == message else { return }
-            let (seconds, attoseconds) = stall.components
-            usleep(UInt32(seconds * 1_000_000 + attoseconds / 1_000_000_000_000))
-        }
-    }
-
     @Test("callers woken by a lost connection that call again get 102 at once, not a timeout")
     func callsRightAfterTheConnectionIsLost() async throws {
         let slow = SlowRoute()
         // The client's event-loop thread stalls while it logs the session's close, after the
         // pending calls have failed: callers they wake call again in that time.
-        var clientLogger = Logger(label: "client") { _ in
-            StallingLogHandler(message: "session closed", stall: .milliseconds(300))
-        }
-        clientLogger.logLevel = .debug
+        let clientLogger = LogStore().logger(label: "client", stall: (message: "session closed", duration: .milliseconds(300)))
         let pair = try await makePair(
             client: FerryPeer.Configuration(defaultCallTimeout: .seconds(3)), clientLogger: clientLogger, configure: slow.register)
         defer { slow.gate.fulfil(()) }

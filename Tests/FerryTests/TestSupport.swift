@@ -227,9 +227,11 @@ final class LogStore: Sendable {
         return first(where: predicate)
     }
 
-    /// A logger at `level` whose lines land in this store.
-    func logger(label: String, level: Logger.Level = .debug) -> Logger {
-        var logger = Logger(label: label) { label in CapturingLogHandler(label: label, store: self) }
+    /// A logger at `level` whose lines land in this store. With `stall`, the thread that logs
+    /// that message is held up for that long after logging it: a test widens a moment in which
+    /// other threads must act.
+    func logger(label: String, level: Logger.Level = .debug, stall: (message: String, duration: Duration)? = nil) -> Logger {
+        var logger = Logger(label: label) { label in CapturingLogHandler(label: label, store: self, stall: stall) }
         logger.logLevel = level
         return logger
     }
@@ -239,6 +241,7 @@ final class LogStore: Sendable {
 struct CapturingLogHandler: LogHandler {
     let label: String
     let store: LogStore
+    var stall: (message: String, duration: Duration)?
     var logLevel: Logger.Level = .trace
     var metadata: Logger.Metadata = [:]
 
@@ -253,6 +256,10 @@ struct CapturingLogHandler: LogHandler {
             LogEntry(
                 label: label, level: event.level, message: event.message.description,
                 metadata: merged.mapValues { "\($0)" }))
+        if let stall, event.message.description == stall.message {
+            let (seconds, attoseconds) = stall.duration.components
+            usleep(UInt32(seconds * 1_000_000 + attoseconds / 1_000_000_000_000))
+        }
     }
 }
 
