@@ -15,12 +15,9 @@ final class SessionHandler: ChannelInboundHandler {
         self.replies = replies
     }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        receive(unwrapInboundIn(data), context: context)
-    }
-
     /// Handles one decoded message. The session's decoder calls this directly, with its own
-    /// context, so that messages are not boxed for the trip down the pipeline.
+    /// context, so that messages are not boxed for the trip down the pipeline (none reach this
+    /// handler as reads).
     func receive(_ message: FerryMessage, context: ChannelHandlerContext) {
         if message.serviceMethod == FerryPeer.Heartbeat.route, message.type == .call || message.type == .push {
             if let period = session.answerHeartbeat(message, on: context.channel) {
