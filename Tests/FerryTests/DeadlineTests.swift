@@ -90,6 +90,28 @@ struct DeadlineTests {
         let reply = try await pair.session.callForReply("/work", (), options: FerryCallOptions(meta: [FerryDeadline.metaKey: "0"]))
         #expect(reply.status.code == .deadlineExceeded)
         #expect(ran.count == 0)
+        // One millisecond left is time enough: the handler runs.
+        let onTime = try await pair.session.callForReply("/work", (), options: FerryCallOptions(meta: [FerryDeadline.metaKey: "1"]))
+        #expect(onTime.status.code == .ok)
+        #expect(ran.count == 1)
+        await pair.close()
+    }
+
+    @Test("an asynchronous handler's call that arrives with no time left is answered 504 and never runs")
+    func expiredAsynchronousWorkNotStarted() async throws {
+        let ran = Recorder<Int>()
+        let pair = try await makePair()
+        pair.server.router.call("/work") { (_: Void, _: FerryContext) async in
+            await Task.yield()
+            ran.append(1)
+            return 1
+        }
+        let reply = try await pair.session.callForReply("/work", (), options: FerryCallOptions(meta: [FerryDeadline.metaKey: "0"]))
+        #expect(reply.status.code == .deadlineExceeded)
+        #expect(ran.count == 0)
+        let onTime = try await pair.session.callForReply("/work", (), options: FerryCallOptions(meta: [FerryDeadline.metaKey: "1000"]))
+        #expect(onTime.status.code == .ok)
+        #expect(ran.count == 1)
         await pair.close()
     }
 }

@@ -19,6 +19,7 @@ extension FerryPeer {
         /// and ``filters``.
         public var customProto: (any FerryProto)?
         /// Calls (outbound or handled) slower than this are logged at warning level with `slow`.
+        /// A handled call's time runs from when its message was read until its reply is queued.
         public var slowCallThreshold: Duration
         /// Whether a handler's unexpected error text is sent as the cause of its 500 reply.
         /// Off by default so internals do not leak.

@@ -562,8 +562,11 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
         call.continuation.resume(returning: reply)
     }
 
-    /// Why a new inbound message may not start a handler, if it may not.
-    private func admissionRefusal() -> FerryStatus? {
+    /// Why a new inbound message may not start a handler, if it may not. An admitted handler
+    /// counts as running; one that will run in place and queue its reply before this thread
+    /// does anything else (`replyInPlace`) counts as its unwritten reply from the start, so
+    /// that it takes the session's lock once.
+    private func admissionRefusal(replyInPlace: Bool = false) -> FerryStatus? {
         if peer.isDraining {
             state.withLock { $0.lastInbound = .now() }
             return FerryStatus(.shuttingDown, "Shutting Down", cause: "the peer is draining; the call was not handled")
@@ -571,7 +574,11 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
         guard peer.admitHandler() else {
             return FerryStatus(.unavailable, "Overloaded", cause: "\(peer.configuration.limits.maximumConcurrentHandlers) handlers already running")
         }
-        state.withLock { $0.handlersRunning += 1 }
+        if replyInPlace {
+            state.withLock { $0.repliesUnwritten += 1 }
+        } else {
+            state.withLock { $0.handlersRunning += 1 }
+        }
         return nil
     }
 
@@ -581,32 +588,31 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
     }
 
     private func handleCall(_ message: FerryMessage, on channel: any Channel, replies: MessageEncoderHandler) {
-        if let refusal = admissionRefusal() {
+        let router = peer.router
+        let route = router.handler(for: .call, path: message.serviceMethod)
+        let inPlace: FerrySynchronousHandler? =
+            if case .synchronous(let handler)? = route, runsInPlace(on: channel), channel.isWritable { handler } else { nil }
+        if let refusal = admissionRefusal(replyInPlace: inPlace != nil) {
             logExchange("call-in", route: message.serviceMethod, cost: .zero, bodyOut: 0, bodyIn: message.body.readableBytes, status: refusal)
             writeReply(errorReply(to: message, refusal), on: channel)
             return
         }
-        let context = FerryContext(session: self, message: message, logger: logger)
-        let router = peer.router
+        // One clock read per call: the deadline, the in-place deadline check and the cost in
+        // the log are all measured from the message's arrival.
+        let context = FerryContext(session: self, message: message, logger: logger, arrival: .now)
         let exposeErrorDetails = peer.configuration.exposeErrorDetails
-        let route = router.handler(for: .call, path: message.serviceMethod)
-        if case .synchronous(let handler)? = route, runsInPlace(on: channel) {
-            let start = ContinuousClock.now
-            let reply = router.reply(to: message, synchronousHandler: handler, context: context, exposeErrorDetails: exposeErrorDetails)
-            if channel.isWritable {
-                replyHandedOver()
-                queueReply(reply, to: message, on: replies, handledSince: start)
-                return
-            }
-            let replies = NIOLoopBound(replies, eventLoop: channel.eventLoop)
-            startHandler(on: channel) { [self] in await sendReply(reply, to: message, on: channel, replies: replies, handledSince: start) }
+        if let inPlace {
+            // Counted as an unwritten reply since admission; the handler cannot make its
+            // connection unwritable (nothing is written while it runs), so the reply is queued.
+            let reply = router.reply(to: message, synchronousHandler: inPlace, context: context, exposeErrorDetails: exposeErrorDetails)
+            peer.releaseHandler()
+            queueReply(reply, to: message, on: replies, handledSince: context.arrival)
             return
         }
         let replies = NIOLoopBound(replies, eventLoop: channel.eventLoop)
         startHandler(on: channel) { [self] in
-            let start = ContinuousClock.now
             let reply = await router.reply(to: message, route: route, context: context, exposeErrorDetails: exposeErrorDetails)
-            await sendReply(reply, to: message, on: channel, replies: replies, handledSince: start)
+            await sendReply(reply, to: message, on: channel, replies: replies, handledSince: context.arrival)
         }
     }
 
@@ -615,17 +621,15 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
             logger.warning("dropping a push", metadata: ["route": "\(message.serviceMethod)", "status": "\(refusal)"])
             return
         }
-        let context = FerryContext(session: self, message: message, logger: logger)
+        let context = FerryContext(session: self, message: message, logger: logger, arrival: .now)
         let router = peer.router
         let route = router.handler(for: .push, path: message.serviceMethod)
         if case .synchronous(let handler)? = route, runsInPlace(on: channel) {
-            let start = ContinuousClock.now
-            pushHandled(message, status: router.receivePush(message, synchronousHandler: handler, context: context), since: start)
+            pushHandled(message, status: router.receivePush(message, synchronousHandler: handler, context: context), since: context.arrival)
             return
         }
         startHandler(on: channel) { [self] in
-            let start = ContinuousClock.now
-            pushHandled(message, status: await router.receivePush(message, route: route, context: context), since: start)
+            pushHandled(message, status: await router.receivePush(message, route: route, context: context), since: context.arrival)
         }
     }
 

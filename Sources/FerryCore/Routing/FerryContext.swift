@@ -21,12 +21,21 @@ public final class FerryContext: Sendable {
     }
     private let reply = Mutex(ReplySettings())
 
-    /// Creates a context for `message` arriving on `session`.
-    public init(session: any FerrySessionProtocol, message: FerryMessage, logger: Logger) {
+    /// When the message was read: its deadline and its handling time are measured from here.
+    package let arrival: ContinuousClock.Instant
+
+    /// Creates a context for `message` arriving on `session` now.
+    public convenience init(session: any FerrySessionProtocol, message: FerryMessage, logger: Logger) {
+        self.init(session: session, message: message, logger: logger, arrival: .now)
+    }
+
+    /// Creates a context for `message`, read from `session` at `arrival`.
+    package init(session: any FerrySessionProtocol, message: FerryMessage, logger: Logger, arrival: ContinuousClock.Instant) {
         self.session = session
         self.message = message
         self.logger = logger
-        self.deadline = FerryDeadline.deadline(from: message.meta)
+        self.arrival = arrival
+        self.deadline = FerryDeadline.deadline(from: message.meta, arrival: arrival)
     }
 
     /// The route of the inbound message.

@@ -16,10 +16,11 @@ public enum FerryDeadline {
         current.map { ContinuousClock.now.duration(to: $0) }
     }
 
-    /// The deadline `meta` announces, measured from now; nil when it carries none.
-    static func deadline(from meta: FerryMeta) -> ContinuousClock.Instant? {
+    /// The deadline `meta` announces, measured from `arrival` (when the message was read);
+    /// nil when it carries none.
+    static func deadline(from meta: FerryMeta, arrival: ContinuousClock.Instant) -> ContinuousClock.Instant? {
         guard let text = meta[metaKey], let milliseconds = Int64(text) else { return nil }
-        return ContinuousClock.now + .milliseconds(milliseconds)
+        return arrival + .milliseconds(milliseconds)
     }
 
     /// Whole milliseconds of `duration`, rounded down, never negative.

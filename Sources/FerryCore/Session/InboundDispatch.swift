@@ -12,11 +12,12 @@ extension FerryRouter {
         Self.reply(to: message, response: await run(route, message, context: context, exposeErrorDetails: exposeErrorDetails))
     }
 
-    /// Runs a synchronous CALL route in place and returns the REPLY to send.
+    /// Runs a synchronous CALL route in place, as its message is read, and returns the REPLY
+    /// to send.
     package func reply(to message: FerryMessage, synchronousHandler handler: FerrySynchronousHandler, context: FerryContext, exposeErrorDetails: Bool) -> FerryMessage {
         let response: FerryResponse
         do {
-            try Self.checkDeadline(of: context)
+            try Self.checkDeadline(of: context, now: context.arrival)
             response = try FerryDeadline.$current.withValue(context.deadline) { try handler(message, context) }
         } catch {
             response = Self.response(for: error, message: message, context: context, exposeErrorDetails: exposeErrorDetails)
@@ -34,10 +35,11 @@ extension FerryRouter {
         await run(route, message, context: context, exposeErrorDetails: true).status
     }
 
-    /// Runs a synchronous PUSH route in place; returns the outcome for the log.
+    /// Runs a synchronous PUSH route in place, as its message is read; returns the outcome for
+    /// the log.
     package func receivePush(_ message: FerryMessage, synchronousHandler handler: FerrySynchronousHandler, context: FerryContext) -> FerryStatus {
         do {
-            try Self.checkDeadline(of: context)
+            try Self.checkDeadline(of: context, now: context.arrival)
             return try FerryDeadline.$current.withValue(context.deadline) { try handler(message, context) }.status
         } catch {
             return Self.response(for: error, message: message, context: context, exposeErrorDetails: true).status
@@ -50,7 +52,7 @@ extension FerryRouter {
                 throw FerryStatus.badMessage("invalid service method for message")
             }
             guard let route else { throw FerryStatus.notFound(message.serviceMethod) }
-            try Self.checkDeadline(of: context)
+            try Self.checkDeadline(of: context, now: .now)
             let handler = route.asynchronous
             return try await FerryDeadline.$current.withValue(context.deadline) {
                 try await handler(message, context)
@@ -60,8 +62,10 @@ extension FerryRouter {
         }
     }
 
-    private static func checkDeadline(of context: FerryContext) throws {
-        if let deadline = context.deadline, deadline <= .now {
+    /// Refuses a call whose deadline has passed at `now`. A handler run in place, as its message
+    /// is read, checks at the message's arrival, which is the same instant.
+    private static func checkDeadline(of context: FerryContext, now: ContinuousClock.Instant) throws {
+        if let deadline = context.deadline, deadline <= now {
             throw FerryStatus(.deadlineExceeded, "Deadline Exceeded", cause: "the caller's deadline passed before the call was handled")
         }
     }
