@@ -13,6 +13,7 @@ import SwiftProtobuf
 // FrameEncode        a CALL with the 581-byte body into a reused buffer (FerryRawProto.encodeMessage)
 // FrameDecode        the same frame back into a FerryMessage (FerryRawProto.decodeMessage)
 // FrameEncodeDecode  both, one after the other
+// FrameEncodeThousand, FrameDecodeThousand  the same, a thousand messages per sample
 // RoundTripProtobuf  the whole call path in memory, both sides (see below)
 // RoundTripRawBody   the same with the body passed through as bytes (no SwiftProtobuf)
 // ServeCallProtobuf  the callee's side through a real session pipeline (see below)
@@ -98,7 +99,7 @@ let benchmarks: @Sendable () -> Void = {
     let proto = FerryRawProto()
     let call = workloadCall()
 
-    Benchmark("FrameEncode") { benchmark in
+    let encodeFrames: (Benchmark) -> Void = { benchmark in
         var wire = ByteBufferAllocator().buffer(capacity: 1024)
         benchmark.startMeasurement()
         for _ in benchmark.scaledIterations {
@@ -107,8 +108,7 @@ let benchmarks: @Sendable () -> Void = {
             blackHole(wire.readableBytes)
         }
     }
-
-    Benchmark("FrameDecode") { benchmark in
+    let decodeFrames: (Benchmark) -> Void = { benchmark in
         var frame = ByteBuffer()
         try! proto.encodeMessage(call, into: &frame)
         benchmark.startMeasurement()
@@ -118,6 +118,12 @@ let benchmarks: @Sendable () -> Void = {
             blackHole(message)
         }
     }
+    Benchmark("FrameEncode", closure: encodeFrames)
+    Benchmark("FrameDecode", closure: decodeFrames)
+    // A thousand messages per sample: a sample's time, divided by 1000, is one message's without
+    // the runner's own cost per sample, which is most of FrameEncode's and FrameDecode's.
+    Benchmark("FrameEncodeThousand", configuration: .init(scalingFactor: .kilo), closure: encodeFrames)
+    Benchmark("FrameDecodeThousand", configuration: .init(scalingFactor: .kilo), closure: decodeFrames)
 
     Benchmark("FrameEncodeDecode") { benchmark in
         var wire = ByteBufferAllocator().buffer(capacity: 1024)

@@ -9,8 +9,6 @@ enum QueryString {
         case invalidStatusCode
     }
 
-    private static let hexDigits: [UInt8] = Array("0123456789ABCDEF".utf8)
-
     @inline(__always)
     private static func isUnreserved(_ byte: UInt8) -> Bool {
         switch byte {
@@ -23,29 +21,39 @@ enum QueryString {
         }
     }
 
-    static func escape(_ text: String, into buffer: inout ByteBuffer) {
+    /// The most bytes the escaping of `text` can take.
+    static func escapedBound(_ text: String) -> Int {
+        3 * text.utf8.count
+    }
+
+    static func escape(_ text: String, into writer: inout HeaderWriter) {
         var text = text
-        // Most keys and values need no escaping: copy them in one go.
-        let copied = text.withUTF8 { utf8 in
-            guard utf8.allSatisfy(isUnreserved) else { return false }
-            buffer.writeBytes(utf8)
-            return true
-        }
-        if copied { return }
-        for byte in text.utf8 {
-            if isUnreserved(byte) {
-                buffer.writeInteger(byte)
-            } else {
-                buffer.writeInteger(UInt8(ascii: "%"))
-                buffer.writeInteger(hexDigits[Int(byte >> 4)])
-                buffer.writeInteger(hexDigits[Int(byte & 0x0F)])
+        text.withUTF8 { utf8 in
+            // Most keys and values need no escaping: copy them in one go.
+            if utf8.allSatisfy(isUnreserved) {
+                writer.write(UnsafeRawBufferPointer(utf8))
+                return
+            }
+            for byte in utf8 {
+                if isUnreserved(byte) {
+                    writer.write(byte)
+                } else {
+                    writer.write(UInt8(ascii: "%"))
+                    writer.write(hexDigit(byte >> 4))
+                    writer.write(hexDigit(byte & 0x0F))
+                }
             }
         }
     }
 
+    @inline(__always)
+    private static func hexDigit(_ value: UInt8) -> UInt8 {
+        value < 10 ? UInt8(ascii: "0") + value : UInt8(ascii: "A") + value - 10
+    }
+
     static func escape(_ text: String) -> String {
         var buffer = ByteBuffer()
-        escape(text, into: &buffer)
+        HeaderWriter.append(to: &buffer, bound: escapedBound(text)) { escape(text, into: &$0) }
         return String(buffer: buffer)
     }
 
@@ -115,16 +123,25 @@ enum QueryString {
 
     // MARK: Meta
 
-    /// Writes `meta` as a query string at the end of `buffer`.
-    static func write(_ meta: FerryMeta, into buffer: inout ByteBuffer) {
+    /// The most bytes `meta` can take as a query string.
+    static func bound(_ meta: FerryMeta) -> Int {
+        var bound = 0
+        for (key, value) in meta {
+            bound += escapedBound(key) + escapedBound(value) + 2
+        }
+        return bound
+    }
+
+    /// Writes `meta` as a query string; at most ``bound(_:)-(FerryMeta)`` bytes.
+    static func write(_ meta: FerryMeta, into writer: inout HeaderWriter) {
         var first = true
         for (key, value) in meta {
-            if !first { buffer.writeInteger(UInt8(ascii: "&")) }
+            if !first { writer.write(UInt8(ascii: "&")) }
             first = false
-            escape(key, into: &buffer)
+            escape(key, into: &writer)
             if !value.isEmpty {
-                buffer.writeInteger(UInt8(ascii: "="))
-                escape(value, into: &buffer)
+                writer.write(UInt8(ascii: "="))
+                escape(value, into: &writer)
             }
         }
     }
@@ -132,7 +149,7 @@ enum QueryString {
     /// `meta` as a query string.
     static func encode(_ meta: FerryMeta) -> [UInt8] {
         var buffer = ByteBuffer()
-        write(meta, into: &buffer)
+        HeaderWriter.append(to: &buffer, bound: bound(meta)) { write(meta, into: &$0) }
         return Array(buffer.readableBytesView)
     }
 
@@ -146,34 +163,49 @@ enum QueryString {
 
     // MARK: Status
 
-    static let okStatus: [UInt8] = Array("code=0".utf8)
+    /// How a plain OK status is written.
+    private static let okStatus: StaticString = "code=0"
+
+    /// Whether `status` is written as the bare `code=0`.
+    private static func isPlainOK(_ status: FerryStatus) -> Bool {
+        status.isOK && status.message.isEmpty && status.cause.isEmpty
+    }
+
+    /// The most bytes `status` can take as a query string.
+    static func bound(_ status: FerryStatus) -> Int {
+        if isPlainOK(status) { return 6 }
+        // "code=" and an Int32, "&msg=", "&cause=".
+        return 5 + 11 + 5 + 7 + escapedBound(status.message) + escapedBound(status.cause)
+    }
 
     /// `code=0` for OK; otherwise `code=N[&msg=…]&cause=…`, as erpc writes its statuses (the
-    /// message only when it is not empty, the cause always).
-    static func write(_ status: FerryStatus, into buffer: inout ByteBuffer) {
-        if status.isOK && status.message.isEmpty && status.cause.isEmpty {
-            buffer.writeBytes(okStatus)
+    /// message only when it is not empty, the cause always); at most
+    /// ``bound(_:)-(FerryStatus)`` bytes.
+    static func write(_ status: FerryStatus, into writer: inout HeaderWriter) {
+        if isPlainOK(status) {
+            okStatus.withUTF8Buffer { writer.write(UnsafeRawBufferPointer($0)) }
             return
         }
-        buffer.writeString("code=\(status.code.rawValue)")
+        writer.write("code=")
+        writer.write(String(status.code.rawValue))
         if !status.message.isEmpty {
-            buffer.writeString("&msg=")
-            escape(status.message, into: &buffer)
+            writer.write("&msg=")
+            escape(status.message, into: &writer)
         }
-        buffer.writeString("&cause=")
-        escape(status.cause, into: &buffer)
+        writer.write("&cause=")
+        escape(status.cause, into: &writer)
     }
 
     /// `status` as a query string.
     static func encode(_ status: FerryStatus) -> [UInt8] {
         var buffer = ByteBuffer()
-        write(status, into: &buffer)
+        HeaderWriter.append(to: &buffer, bound: bound(status)) { write(status, into: &$0) }
         return Array(buffer.readableBytesView)
     }
 
     static func decodeStatus<Bytes: Collection>(_ bytes: Bytes) throws -> FerryStatus
     where Bytes.Element == UInt8, Bytes.Index == Int, Bytes.SubSequence: Collection, Bytes.SubSequence.Index == Int {
-        if bytes.isEmpty || bytes.elementsEqual(okStatus) { return .ok }
+        if bytes.isEmpty || okStatus.withUTF8Buffer({ bytes.count == $0.count && bytes.elementsEqual($0) }) { return .ok }
         var status = FerryStatus.ok
         try forEachPair(in: bytes) { key, value in
             switch key {

@@ -41,22 +41,25 @@ public struct FerryRawProto: FerryProto {
         guard message.filters.count <= Int(UInt8.max) else {
             throw FerryProtocolError.fieldTooLong(field: "filter list", length: message.filters.count, limit: 255)
         }
+        if message.filters.isEmpty {
+            // The size, the filter count and the header in one write, the body in another.
+            try Self.writeHeader(of: message, into: &buffer, sizedFrameUpTo: maximumFrameSize)
+            buffer.writeImmutableBuffer(message.body)
+            return
+        }
         buffer.writeInteger(UInt32(0))
         buffer.writeInteger(UInt8(message.filters.count))
-        if message.filters.isEmpty {
-            try Self.writeHeaderAndBody(message, into: &buffer)
-        } else {
-            for id in message.filters { buffer.writeInteger(id.rawValue) }
-            var payload = allocator.buffer(capacity: 64 + message.body.readableBytes)
-            try Self.writeHeaderAndBody(message, into: &payload)
-            for id in message.filters.reversed() {
-                guard let filter = filters.filter(for: id) else {
-                    throw FerryProtocolError.filter(.unknownFilter(id))
-                }
-                payload = try filter.encode(payload, allocator: allocator)
+        for id in message.filters { buffer.writeInteger(id.rawValue) }
+        var payload = allocator.buffer(capacity: 64 + message.body.readableBytes)
+        try Self.writeHeader(of: message, into: &payload, sizedFrameUpTo: nil)
+        payload.writeImmutableBuffer(message.body)
+        for id in message.filters.reversed() {
+            guard let filter = filters.filter(for: id) else {
+                throw FerryProtocolError.filter(.unknownFilter(id))
             }
-            buffer.writeBuffer(&payload)
+            payload = try filter.encode(payload, allocator: allocator)
         }
+        buffer.writeBuffer(&payload)
         let size = buffer.writerIndex - start
         guard size <= maximumFrameSize else {
             throw FerryProtocolError.frameTooLarge(size: size, limit: maximumFrameSize)
@@ -64,36 +67,41 @@ public struct FerryRawProto: FerryProto {
         buffer.setInteger(UInt32(size), at: start)
     }
 
-    private static func writeHeaderAndBody(_ message: FerryMessage, into buffer: inout ByteBuffer) throws {
-        var seqDigits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0, 0, 0, 0)
-        let seqLength = Base36.write(message.seq, into: &seqDigits)
-        buffer.writeInteger(UInt8(seqLength))
-        _ = withUnsafeBytes(of: seqDigits) { buffer.writeBytes(UnsafeRawBufferPointer(rebasing: $0.prefix(seqLength))) }
-        buffer.writeInteger(message.type.rawValue)
-
-        let methodLength = message.serviceMethod.utf8.count
+    /// Writes the header of `message`: seq, type, service method, status, meta and codec. With
+    /// `sizedFrameUpTo`, it is a whole unfiltered frame's start: the frame's size (header and
+    /// body, checked against that limit) and a filter count of 0 come first.
+    private static func writeHeader(of message: FerryMessage, into buffer: inout ByteBuffer, sizedFrameUpTo maximumFrameSize: Int?) throws {
+        let method = message.serviceMethod
+        let methodLength = method.utf8.count
         guard methodLength <= Int(UInt8.max) else {
             throw FerryProtocolError.fieldTooLong(field: "service method", length: methodLength, limit: 255)
         }
-        buffer.writeInteger(UInt8(methodLength))
-        buffer.writeString(message.serviceMethod)
-
-        try writeField("status", into: &buffer) { QueryString.write(message.status, into: &$0) }
-        try writeField("meta", into: &buffer) { QueryString.write(message.meta, into: &$0) }
-        buffer.writeInteger(message.bodyCodec.rawValue)
-        buffer.writeImmutableBuffer(message.body)
-    }
-
-    /// Writes a field with its 16-bit length in front; `write` appends the field's bytes.
-    private static func writeField(_ name: String, into buffer: inout ByteBuffer, _ write: (inout ByteBuffer) -> Void) throws {
-        let lengthIndex = buffer.writerIndex
-        buffer.writeInteger(UInt16(0))
-        write(&buffer)
-        let length = buffer.writerIndex - lengthIndex - 2
-        guard length <= Int(UInt16.max) else {
-            throw FerryProtocolError.fieldTooLong(field: name, length: length, limit: Int(UInt16.max))
+        // Frame size and filter count; seq (length and up to 7 digits), type, service method,
+        // status and meta with their lengths, codec.
+        let bound = 5 + 8 + 1 + 1 + methodLength + 2 + QueryString.bound(message.status) + 2 + QueryString.bound(message.meta) + 1
+        try HeaderWriter.append(to: &buffer, bound: bound) { (header) throws(FerryProtocolError) in
+            if maximumFrameSize != nil {
+                header.writeUInt32(0)
+                header.write(UInt8(0))
+            }
+            var seqDigits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0, 0, 0, 0)
+            let seqLength = Base36.write(message.seq, into: &seqDigits)
+            header.write(UInt8(seqLength))
+            withUnsafeBytes(of: seqDigits) { header.write(UnsafeRawBufferPointer(rebasing: $0[..<seqLength])) }
+            header.write(message.type.rawValue)
+            header.write(UInt8(methodLength))
+            header.write(method)
+            try header.writeField("status") { QueryString.write(message.status, into: &$0) }
+            try header.writeField("meta") { QueryString.write(message.meta, into: &$0) }
+            header.write(message.bodyCodec.rawValue)
+            if let maximumFrameSize {
+                let size = header.count + message.body.readableBytes
+                guard size <= maximumFrameSize else {
+                    throw FerryProtocolError.frameTooLarge(size: size, limit: maximumFrameSize)
+                }
+                header.setUInt32(UInt32(size), at: 0)
+            }
         }
-        buffer.setInteger(UInt16(length), at: lengthIndex)
     }
 
     // MARK: Decoding
@@ -145,44 +153,31 @@ public struct FerryRawProto: FerryProto {
     }
 
     private static func decodeHeaderAndBody(_ payload: inout ByteBuffer, filters: [FerryFilterID]) throws -> FerryMessage {
-        guard let seqLength = payload.readInteger(as: UInt8.self),
-            let seqView = payload.readSlice(length: Int(seqLength))?.readableBytesView
-        else { throw FerryProtocolError.truncated(field: "seq") }
-        guard let seq = Base36.parse(seqView) else { throw FerryProtocolError.invalidSeq }
-
-        guard let typeByte = payload.readInteger(as: UInt8.self) else {
-            throw FerryProtocolError.truncated(field: "message type")
+        var (message, headerLength) = try payload.withUnsafeReadableBytes { (bytes) throws(FerryProtocolError) in
+            var header = HeaderReader(bytes)
+            let seqLength = try header.readByte(field: "seq")
+            guard let seq = Base36.parse(try header.readBytes(Int(seqLength), field: "seq")) else {
+                throw FerryProtocolError.invalidSeq
+            }
+            let type = FerryMessageType(rawValue: try header.readByte(field: "message type"))
+            let methodLength = try header.readByte(field: "service method")
+            let serviceMethod = String(decoding: try header.readBytes(Int(methodLength), field: "service method"), as: UTF8.self)
+            // Status and meta are parsed from the bytes in place.
+            let statusBytes = try header.readBytes(Int(try header.readUInt16(field: "status")), field: "status")
+            let status: FerryStatus
+            do { status = try QueryString.decodeStatus(statusBytes) } catch {
+                throw FerryProtocolError.invalidQueryString(field: "status")
+            }
+            let metaBytes = try header.readBytes(Int(try header.readUInt16(field: "meta")), field: "meta")
+            let meta = metaBytes.isEmpty ? FerryMeta() : QueryString.decodeMeta(metaBytes)
+            let codec = FerryCodecID(rawValue: try header.readByte(field: "body codec"))
+            let message = FerryMessage(
+                type: type, seq: seq, serviceMethod: serviceMethod, status: status, meta: meta, bodyCodec: codec, filters: filters
+            )
+            return (message, header.offset)
         }
-        guard let methodLength = payload.readInteger(as: UInt8.self),
-            let serviceMethod = payload.readString(length: Int(methodLength))
-        else { throw FerryProtocolError.truncated(field: "service method") }
-
-        // Status and meta are parsed from the bytes in place.
-        guard let statusLength = payload.readInteger(as: UInt16.self),
-            let statusBytes = payload.readSlice(length: Int(statusLength))
-        else { throw FerryProtocolError.truncated(field: "status") }
-        let status: FerryStatus
-        do { status = try statusBytes.withUnsafeReadableBytes { try QueryString.decodeStatus($0) } } catch {
-            throw FerryProtocolError.invalidQueryString(field: "status")
-        }
-
-        guard let metaLength = payload.readInteger(as: UInt16.self),
-            let metaBytes = payload.readSlice(length: Int(metaLength))
-        else { throw FerryProtocolError.truncated(field: "meta") }
-        let meta = metaLength == 0 ? FerryMeta() : metaBytes.withUnsafeReadableBytes { QueryString.decodeMeta($0) }
-
-        guard let codec = payload.readInteger(as: UInt8.self) else {
-            throw FerryProtocolError.truncated(field: "body codec")
-        }
-        return FerryMessage(
-            type: FerryMessageType(rawValue: typeByte),
-            seq: seq,
-            serviceMethod: serviceMethod,
-            status: status,
-            meta: meta,
-            bodyCodec: FerryCodecID(rawValue: codec),
-            body: payload,
-            filters: filters
-        )
+        payload.moveReaderIndex(forwardBy: headerLength)
+        message.body = payload
+        return message
     }
 }
