@@ -7,10 +7,11 @@ import NIOCore
 /// codecs.register(MyXMLCodec())
 /// ```
 public struct FerryCodecRegistry: Sendable {
-    private var codecs: [FerryCodecID: any FerryCodec]
+    // A handful of codecs: a scan of their ids is cheaper than hashing one.
+    private var codecs: [(id: FerryCodecID, codec: any FerryCodec)]
 
     /// A registry with no codecs.
-    public static var empty: FerryCodecRegistry { FerryCodecRegistry(codecs: [:]) }
+    public static var empty: FerryCodecRegistry { FerryCodecRegistry(codecs: []) }
 
     /// A registry with the json, protobuf, plain and form codecs.
     public static var standard: FerryCodecRegistry {
@@ -22,25 +23,33 @@ public struct FerryCodecRegistry: Sendable {
         return registry
     }
 
-    private init(codecs: [FerryCodecID: any FerryCodec]) { self.codecs = codecs }
+    private init(codecs: [(id: FerryCodecID, codec: any FerryCodec)]) { self.codecs = codecs }
 
     /// Adds `codec`, replacing any codec with the same id.
     public mutating func register(_ codec: any FerryCodec) {
-        codecs[codec.id] = codec
+        let id = codec.id
+        if let index = codecs.firstIndex(where: { $0.id == id }) {
+            codecs[index].codec = codec
+        } else {
+            codecs.append((id, codec))
+        }
     }
 
     /// The codec registered for `id`, if any.
-    public func codec(for id: FerryCodecID) -> (any FerryCodec)? { codecs[id] }
+    public func codec(for id: FerryCodecID) -> (any FerryCodec)? {
+        for entry in codecs where entry.id == id { return entry.codec }
+        return nil
+    }
 
     /// The codec whose ``FerryCodec/name`` is `name`, if any.
     public func codec(named name: String) -> (any FerryCodec)? {
-        codecs.values.first { $0.name == name }
+        codecs.first { $0.codec.name == name }?.codec
     }
 
     /// Encodes `value` with the codec `id`. A `ByteBuffer` passes through untouched with any id.
     public func encode<Value>(_ value: Value, codec id: FerryCodecID, allocator: ByteBufferAllocator = ByteBufferAllocator()) throws -> ByteBuffer {
         if let raw = value as? ByteBuffer { return raw }
-        guard let codec = codecs[id] else { throw FerryCodecError.unknownCodec(id) }
+        guard let codec = codec(for: id) else { throw FerryCodecError.unknownCodec(id) }
         // Empty until the codec writes: a codec that makes its own buffer (protobuf) replaces it.
         var buffer = allocator.buffer(capacity: 0)
         try codec.encode(value, into: &buffer)
@@ -50,7 +59,7 @@ public struct FerryCodecRegistry: Sendable {
     /// Decodes a `Value` from `body` with the codec `id`. A `ByteBuffer` passes through untouched.
     public func decode<Value>(_ type: Value.Type, from body: ByteBuffer, codec id: FerryCodecID) throws -> Value {
         if Value.self == ByteBuffer.self { return body as! Value }
-        guard let codec = codecs[id] else { throw FerryCodecError.unknownCodec(id) }
+        guard let codec = codec(for: id) else { throw FerryCodecError.unknownCodec(id) }
         return try codec.decode(type, from: body)
     }
 }

@@ -66,8 +66,8 @@ public final class FerryContext: Sendable {
     /// The codec a typed reply is encoded with: the handler's choice, else the caller's accepted
     /// codec (if this side knows it), else the request's codec, else the session default.
     public var resolvedReplyCodec: FerryCodecID {
-        let codecs = session.codecs
         if let chosen = replyCodec { return chosen }
+        let codecs = session.codecs
         if let accepted = message.meta[FerryCallOptions.acceptCodecMetaKey], let raw = UInt8(accepted),
             raw != 0, codecs.codec(for: FerryCodecID(rawValue: raw)) != nil
         {
