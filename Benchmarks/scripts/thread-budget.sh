@@ -8,7 +8,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 DURATION=${DURATION:-4}
 WARMUP=${WARMUP:-1}
 REPEAT=${REPEAT:-3}
-(cd "$here" && swift build -c release --product ferry-bench >/dev/null)
+(cd "$here" && swift build -c release --product ferry-bench >/dev/null 2>&1)
 bin="$(cd "$here" && swift build -c release --show-bin-path)/ferry-bench"
 server=""
 trap '[ -n "$server" ] && kill "$server" 2>/dev/null || true' EXIT

@@ -157,7 +157,14 @@ struct HostileFrameTests {
             try FerryRawProto().encodeMessage(longMeta, into: &buffer)
         }
         let big = FerryMessage(type: .call, seq: 1, serviceMethod: "/a", body: ByteBuffer(repeating: 1, count: 2000))
-        #expect(throws: FerryProtocolError.self) { try FerryRawProto(maximumFrameSize: 1024).encodeMessage(big, into: &buffer) }
+        // 22 bytes of frame before the body: size, filter count, seq, type, route, status, meta, codec.
+        #expect(throws: FerryProtocolError.frameTooLarge(size: 2022, limit: 1024)) {
+            try FerryRawProto(maximumFrameSize: 1024).encodeMessage(big, into: &buffer)
+        }
+        // A frame exactly at the limit is sent.
+        var exact = ByteBuffer()
+        #expect(throws: Never.self) { try FerryRawProto(maximumFrameSize: 2022).encodeMessage(big, into: &exact) }
+        #expect(exact.readableBytes == 2022)
         #expect(String(buffer: buffer) == "keep")
     }
 }
