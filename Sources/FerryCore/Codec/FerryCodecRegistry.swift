@@ -46,9 +46,11 @@ public struct FerryCodecRegistry: Sendable {
         codecs.first { $0.codec.name == name }?.codec
     }
 
-    /// Encodes `value` with the codec `id`. A `ByteBuffer` passes through untouched with any id.
+    /// Encodes `value` with the codec `id`. A value of type `ByteBuffer` passes through untouched
+    /// with any id.
     public func encode<Value>(_ value: Value, codec id: FerryCodecID, allocator: ByteBufferAllocator = ByteBufferAllocator()) throws -> ByteBuffer {
-        if let raw = value as? ByteBuffer { return raw }
+        // A metadata comparison, where a cast would search for a conversion on every call.
+        if Value.self == ByteBuffer.self { return value as! ByteBuffer }
         guard let codec = codec(for: id) else { throw FerryCodecError.unknownCodec(id) }
         // Empty until the codec writes: a codec that makes its own buffer (protobuf) replaces it.
         var buffer = allocator.buffer(capacity: 0)
