@@ -13,7 +13,7 @@ struct HeaderWriter: ~Copyable {
     }
 
     /// Appends the header fields that `write` writes to `buffer`, in room for at most `bound`
-    /// bytes; returns how many it wrote. Nothing is appended if `write` throws.
+    /// bytes. Nothing is appended if `write` throws.
     static func append<Failure: Error>(
         to buffer: inout ByteBuffer, bound: Int, _ write: (inout HeaderWriter) throws(Failure) -> Void
     ) throws(Failure) {
@@ -40,9 +40,9 @@ struct HeaderWriter: ~Copyable {
 
     /// Writes `value` big-endian.
     mutating func writeUInt32(_ value: UInt32) {
-        let offset = count
-        for _ in 0..<4 { write(UInt8(0)) }
-        setUInt32(value, at: offset)
+        precondition(4 <= room.count - count, "header bound too small")
+        count += 4
+        setUInt32(value, at: count - 4)
     }
 
     /// Overwrites the 4 bytes at `offset`, already written, with `value` big-endian.
