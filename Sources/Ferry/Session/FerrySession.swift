@@ -938,44 +938,57 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
     /// current connection, redial or close.
     func connectionClosed(_ channel: any Channel) {
         let connection = ObjectIdentifier(channel)
-        let outcome: (pending: [PendingCall], auth: CheckedContinuation<FerryMessage, any Error>?, reason: String, current: Bool, redial: Bool, closing: Closing?) = state.withLock { state in
+        let outcome: (pending: [PendingCall], auth: CheckedContinuation<FerryMessage, any Error>?, reason: String, next: AfterLoss) = state.withLock { state in
             let pendingOnIt = state.pending.filter { $0.value.connection == connection }
             for seq in pendingOnIt.keys { state.pending[seq] = nil }
             let reason = state.closeReason ?? "connection lost"
             guard state.channel === channel, state.phase != .closed else {
-                return (Array(pendingOnIt.values), nil, reason, false, false, nil)
+                return (Array(pendingOnIt.values), nil, reason, .nothing)
             }
             let auth = state.pendingAuth
             state.pendingAuth = nil
             // A redial (or a move after a go-away) already in progress owns what happens next.
             if state.phase == .redialling || state.goingAway {
                 state.phase = .redialling
-                return (Array(pendingOnIt.values), auth, reason, true, false, nil)
+                return (Array(pendingOnIt.values), auth, reason, .nothing)
             }
             let redial = dialTarget != nil && peer.configuration.redial != nil && state.ready
                 && !state.closedByThisSide && !peer.isDraining
             if redial {
                 state.phase = .redialling
                 state.closeReason = nil
-                return (Array(pendingOnIt.values), auth, reason, true, true, nil)
+                return (Array(pendingOnIt.values), auth, reason, .redial)
             }
             // Closed before the failed calls are resumed: a caller they wake that calls again
             // is refused with 102 at once, instead of waiting on a connection that is gone.
-            return (Array(pendingOnIt.values), auth, reason, true, false, Self.markClosed(&state))
+            return (Array(pendingOnIt.values), auth, reason, Self.markClosed(&state).map(AfterLoss.close) ?? .nothing)
         }
         let status = FerryStatus.connectionClosed(outcome.reason)
         for call in outcome.pending {
             call.continuation.resume(throwing: status)
         }
         outcome.auth?.resume(throwing: status)
-        guard outcome.current else { return }
-        if outcome.redial, let policy = peer.configuration.redial, let target = dialTarget {
+        switch outcome.next {
+        case .nothing:
+            break
+        case .redial:
+            guard let policy = peer.configuration.redial, let target = dialTarget else { break }
             logger.info("connection lost; redialling", metadata: ["reason": "\(outcome.reason)", "failed_calls": "\(outcome.pending.count)"])
             Task { await redial(target, policy: policy) }
-        } else if let closing = outcome.closing {
+        case .close(let closing):
             logger.debug("session closed", metadata: ["id": "\(id)", "reason": "\(outcome.reason)", "failed_calls": "\(outcome.pending.count)"])
             tellClosed(closing)
         }
+    }
+
+    /// What follows the loss of a connection, once its calls have failed.
+    private enum AfterLoss {
+        /// Not the current connection, or a redial already owns what happens next.
+        case nothing
+        /// Dial again.
+        case redial
+        /// The session has closed; tell its waiters and its peer.
+        case close(Closing)
     }
 
     /// What a session that has just closed must still tell: its waiters and its peer.
