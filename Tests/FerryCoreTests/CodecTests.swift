@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import SwiftProtobuf
+import FerryTestSupport
 import Testing
 
 @testable import FerryCore
@@ -25,6 +26,15 @@ private struct ReversedTextCodec: FerryCodec {
     }
 }
 
+/// The registry's unconstrained calls, as a generic caller (a route registered for any type) makes them.
+private func encodeAsAnyType<Value>(_ value: Value, _ codecs: FerryCodecRegistry) throws -> ByteBuffer {
+    try codecs.encode(value, codec: .protobuf)
+}
+
+private func decodeAsAnyType<Value>(_ type: Value.Type, from body: ByteBuffer, _ codecs: FerryCodecRegistry) throws -> Value {
+    try codecs.decode(type, from: body, codec: .protobuf)
+}
+
 @Suite("Body codecs")
 struct CodecTests {
     let codecs = FerryCodecRegistry.standard
@@ -46,6 +56,34 @@ struct CodecTests {
         let body = try codecs.encode(value, codec: .protobuf)
         #expect(Array(body.readableBytesView) == (try value.serializedBytes() as [UInt8]))
         #expect(try codecs.decode(Google_Protobuf_StringValue.self, from: body, codec: .protobuf) == value)
+    }
+
+    @Test("protobuf messages known at compile time use the codec registered under p: Ferry's own or a replacement")
+    func protobufMessageOverloads() throws {
+        var value = Google_Protobuf_StringValue()
+        value.value = "許多往事"
+        let body = try codecs.encode(value, codec: .protobuf)
+        #expect(body == (try encodeAsAnyType(value, codecs)))
+        #expect(try decodeAsAnyType(Google_Protobuf_StringValue.self, from: body, codecs) == value)
+        #expect(try codecs.decode(Google_Protobuf_StringValue.self, from: body, codec: .protobuf) == value)
+        #expect(throws: FerryCodecError.self) { try codecs.encode(value, codec: .json) }
+        #expect(throws: FerryCodecError.self) { try codecs.decode(Google_Protobuf_StringValue.self, from: ByteBuffer(bytes: [0x0a, 0x09]), codec: .protobuf) }
+
+        var replaced = FerryCodecRegistry.standard
+        replaced.register(TaggedProtobufCodec())
+        let tagged = try replaced.encode(value, codec: .protobuf)
+        #expect(tagged.getInteger(at: tagged.readerIndex, as: UInt8.self) == TaggedProtobufCodec.tag)
+        #expect(tagged == (try encodeAsAnyType(value, replaced)))
+        #expect(try replaced.decode(Google_Protobuf_StringValue.self, from: tagged, codec: .protobuf) == value)
+        #expect(throws: FerryCodecError.self) { try replaced.decode(Google_Protobuf_StringValue.self, from: body, codec: .protobuf) }
+
+        let reply = FerryReply(message: FerryMessage(type: .reply, seq: 1, bodyCodec: .protobuf, body: tagged), cost: .zero, codecs: replaced)
+        #expect(try reply.decode(Google_Protobuf_StringValue.self) == value)
+        let failed = FerryReply(message: FerryMessage(type: .reply, seq: 1, status: .notFound("gone"), bodyCodec: .protobuf, body: tagged), cost: .zero, codecs: replaced)
+        #expect(throws: FerryStatus.notFound("gone")) { try failed.decode(Google_Protobuf_StringValue.self) }
+
+        replaced.register(FerryProtobufCodec())
+        #expect(try replaced.encode(value, codec: .protobuf) == body)
     }
 
     @Test("plain carries text, bytes, numbers and booleans as they are")

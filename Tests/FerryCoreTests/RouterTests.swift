@@ -1,5 +1,7 @@
+import FerryTestSupport
 import Logging
 import NIOCore
+import SwiftProtobuf
 import Synchronization
 import Testing
 
@@ -8,7 +10,7 @@ import Testing
 /// A session that only records what handlers send back through it.
 final class RecordingSession: FerrySessionProtocol {
     let remoteAddress = "127.0.0.1:1"
-    let codecs = FerryCodecRegistry.standard
+    let codecs: FerryCodecRegistry
     let defaultCodec = FerryCodecID.json
     private let storedID = Mutex("127.0.0.1:1")
     var id: String { storedID.withLock { $0 } }
@@ -18,6 +20,8 @@ final class RecordingSession: FerrySessionProtocol {
     }
     func push(_ serviceMethod: String, body: ByteBuffer, codec: FerryCodecID, options: FerryCallOptions) async throws {}
     func close() async {}
+
+    init(codecs: FerryCodecRegistry = .standard) { self.codecs = codecs }
 }
 
 private struct Add: Codable, Sendable {
@@ -62,6 +66,33 @@ struct RouterTests {
         #expect(reply.type == .reply && reply.seq == 7 && reply.serviceMethod.isEmpty)
         #expect(reply.filters == [.gzip])
         #expect(reply.status == .ok && reply.bodyCodec == .json && String(buffer: reply.body) == "3")
+    }
+
+    @Test("a typed protobuf route uses the session's codec under p, Ferry's own or a replacement")
+    func protobufRoute() async throws {
+        let router = FerryRouter()
+        router.call("/echo") { (value: Google_Protobuf_StringValue, _) in
+            var reply = value
+            reply.value += "!"
+            return reply
+        }
+        var request = Google_Protobuf_StringValue()
+        request.value = "hi"
+        var replaced = FerryCodecRegistry.standard
+        replaced.register(TaggedProtobufCodec())
+        for codecs in [FerryCodecRegistry.standard, replaced] {
+            let session = RecordingSession(codecs: codecs)
+            let message = FerryMessage(type: .call, seq: 7, serviceMethod: "/echo", bodyCodec: .protobuf, body: try codecs.encode(request, codec: .protobuf))
+            let context = FerryContext(session: session, message: message, logger: Logger(label: "test"))
+            let reply = await router.reply(to: message, context: context, exposeErrorDetails: false)
+            #expect(reply.status == .ok && reply.bodyCodec == .protobuf)
+            #expect(reply.body == (try codecs.encode(Google_Protobuf_StringValue("hi!"), codec: .protobuf)))
+        }
+        // A body the session's codec refuses is a bad message.
+        let session = RecordingSession(codecs: replaced)
+        let untagged = FerryMessage(type: .call, seq: 8, serviceMethod: "/echo", bodyCodec: .protobuf, body: try FerryCodecRegistry.standard.encode(request, codec: .protobuf))
+        let refused = await router.reply(to: untagged, context: FerryContext(session: session, message: untagged, logger: Logger(label: "test")), exposeErrorDetails: false)
+        #expect(refused.status.code == .badMessage)
     }
 
     @Test("reply codec: the handler's choice, then X-Accept-Body-Codec, then the request codec")

@@ -1,4 +1,5 @@
 import NIOCore
+import SwiftProtobuf
 
 /// The body codecs a peer knows, by id. JSON, protobuf, plain and form are registered by default.
 ///
@@ -9,6 +10,9 @@ import NIOCore
 public struct FerryCodecRegistry: Sendable {
     // A handful of codecs: a scan of their ids is cheaper than hashing one.
     private var codecs: [(id: FerryCodecID, codec: any FerryCodec)]
+    // Whether `p` is Ferry's own protobuf codec, whose work on a message type known at compile
+    // time needs no dynamic cast (see the `SwiftProtobuf.Message` overloads below).
+    private var protobufIsStandard = false
 
     /// A registry with no codecs.
     public static var empty: FerryCodecRegistry { FerryCodecRegistry(codecs: []) }
@@ -33,12 +37,18 @@ public struct FerryCodecRegistry: Sendable {
         } else {
             codecs.append((id, codec))
         }
+        if id == .protobuf { protobufIsStandard = codec is FerryProtobufCodec }
     }
 
     /// The codec registered for `id`, if any.
     public func codec(for id: FerryCodecID) -> (any FerryCodec)? {
         for entry in codecs where entry.id == id { return entry.codec }
         return nil
+    }
+
+    /// Whether a codec is registered for `id`.
+    public func contains(_ id: FerryCodecID) -> Bool {
+        codecs.contains { $0.id == id }
     }
 
     /// The codec whose ``FerryCodec/name`` is `name`, if any.
@@ -49,6 +59,11 @@ public struct FerryCodecRegistry: Sendable {
     /// Encodes `value` with the codec `id`. A value of type `ByteBuffer` passes through untouched
     /// with any id.
     public func encode<Value>(_ value: Value, codec id: FerryCodecID, allocator: ByteBufferAllocator = ByteBufferAllocator()) throws -> ByteBuffer {
+        try encodeValue(value, codec: id, allocator: allocator)
+    }
+
+    // The unconstrained encoding, which the `SwiftProtobuf.Message` overload falls back to.
+    private func encodeValue<Value>(_ value: Value, codec id: FerryCodecID, allocator: ByteBufferAllocator) throws -> ByteBuffer {
         // A metadata comparison, where a cast would search for a conversion on every call.
         if Value.self == ByteBuffer.self { return value as! ByteBuffer }
         guard let codec = codec(for: id) else { throw FerryCodecError.unknownCodec(id) }
@@ -60,8 +75,36 @@ public struct FerryCodecRegistry: Sendable {
 
     /// Decodes a `Value` from `body` with the codec `id`. A `ByteBuffer` passes through untouched.
     public func decode<Value>(_ type: Value.Type, from body: ByteBuffer, codec id: FerryCodecID) throws -> Value {
+        try decodeValue(type, from: body, codec: id)
+    }
+
+    // The unconstrained decoding, which the `SwiftProtobuf.Message` overload falls back to.
+    private func decodeValue<Value>(_ type: Value.Type, from body: ByteBuffer, codec id: FerryCodecID) throws -> Value {
         if Value.self == ByteBuffer.self { return body as! Value }
         guard let codec = codec(for: id) else { throw FerryCodecError.unknownCodec(id) }
         return try codec.decode(type, from: body)
+    }
+}
+
+extension FerryCodecRegistry {
+    /// Encodes a protobuf message with the codec `id`.
+    ///
+    /// Does what the unconstrained ``encode(_:codec:allocator:)`` does; when `id` is `p` and
+    /// the registered protobuf codec is ``FerryProtobufCodec``, the message type is known here and
+    /// the codec's search for the value's `SwiftProtobuf.Message` conformance is skipped.
+    public func encode<Value: SwiftProtobuf.Message>(
+        _ value: Value, codec id: FerryCodecID, allocator: ByteBufferAllocator = ByteBufferAllocator()
+    ) throws -> ByteBuffer {
+        if id == .protobuf, protobufIsStandard { return try FerryProtobufCodec.body(of: value) }
+        return try encodeValue(value, codec: id, allocator: allocator)
+    }
+
+    /// Decodes a protobuf message with the codec `id`; when `id` is `p` and the
+    /// registered protobuf codec is ``FerryProtobufCodec``, the conformance search is skipped.
+    public func decode<Value: SwiftProtobuf.Message>(
+        _ type: Value.Type, from body: ByteBuffer, codec id: FerryCodecID
+    ) throws -> Value {
+        if id == .protobuf, protobufIsStandard { return try FerryProtobufCodec.message(type, from: body) }
+        return try decodeValue(type, from: body, codec: id)
     }
 }

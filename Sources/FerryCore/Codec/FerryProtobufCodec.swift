@@ -19,15 +19,11 @@ public struct FerryProtobufCodec: FerryCodec {
         guard let message = value as? any SwiftProtobuf.Message else {
             throw FerryCodecError.unsupportedType(String(describing: Value.self), codec: name)
         }
-        do {
-            let encoded: ProtobufBytes = try message.serializedBytes()
-            if buffer.readableBytes == 0 {
-                buffer = encoded.buffer
-            } else {
-                buffer.writeImmutableBuffer(encoded.buffer)
-            }
-        } catch {
-            throw FerryCodecError.encodingFailed(codec: name, reason: "\(error)")
+        let encoded = try Self.body(of: message)
+        if buffer.readableBytes == 0 {
+            buffer = encoded
+        } else {
+            buffer.writeImmutableBuffer(encoded)
         }
     }
 
@@ -36,10 +32,25 @@ public struct FerryProtobufCodec: FerryCodec {
         guard let messageType = Value.self as? any SwiftProtobuf.Message.Type else {
             throw FerryCodecError.unsupportedType(String(describing: Value.self), codec: name)
         }
+        return try Self.message(messageType, from: buffer) as! Value
+    }
+
+    /// `message` encoded in a buffer of its own.
+    static func body<Message: SwiftProtobuf.Message>(of message: Message) throws -> ByteBuffer {
         do {
-            return try messageType.init(serializedBytes: ProtobufBytes(buffer: buffer)) as! Value
+            let encoded: ProtobufBytes = try message.serializedBytes()
+            return encoded.buffer
         } catch {
-            throw FerryCodecError.invalidBody(codec: name, reason: "\(error)")
+            throw FerryCodecError.encodingFailed(codec: "protobuf", reason: "\(error)")
+        }
+    }
+
+    /// A `Message` decoded from the readable bytes of `buffer`.
+    static func message<Message: SwiftProtobuf.Message>(_ type: Message.Type, from buffer: ByteBuffer) throws -> Message {
+        do {
+            return try Message(serializedBytes: ProtobufBytes(buffer: buffer))
+        } catch {
+            throw FerryCodecError.invalidBody(codec: "protobuf", reason: "\(error)")
         }
     }
 }

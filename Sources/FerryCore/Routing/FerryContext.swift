@@ -69,11 +69,11 @@ public final class FerryContext: Sendable {
         if let chosen = replyCodec { return chosen }
         let codecs = session.codecs
         if let accepted = message.meta[FerryCallOptions.acceptCodecMetaKey], let raw = UInt8(accepted),
-            raw != 0, codecs.codec(for: FerryCodecID(rawValue: raw)) != nil
+            raw != 0, codecs.contains(FerryCodecID(rawValue: raw))
         {
             return FerryCodecID(rawValue: raw)
         }
-        if message.bodyCodec != .none, codecs.codec(for: message.bodyCodec) != nil {
+        if message.bodyCodec != .none, codecs.contains(message.bodyCodec) {
             return message.bodyCodec
         }
         return session.defaultCodec

@@ -192,17 +192,20 @@ extension FerryRouteRegistrar {
     public func call<Args, Reply>(
         _ path: String, _ handler: @escaping @Sendable (Args, FerryContext) async throws -> Reply
     ) {
+        let argsBody = TypedBody<Args>()
+        let replyBody = TypedBody<Reply>()
         addRoute(.call, path) { message, context in
-            let args = try decodeArguments(Args.self, from: message, context: context)
+            let args = try decodeArguments(argsBody, from: message, context: context)
             let reply = try await handler(args, context)
-            return try encodeResponse(reply, context: context)
+            return try encodeResponse(reply, replyBody, context: context)
         }
     }
 
     /// Registers a typed PUSH handler. A body that does not decode as `Args` is dropped and logged.
     public func push<Args>(_ path: String, _ handler: @escaping @Sendable (Args, FerryContext) async throws -> Void) {
+        let argsBody = TypedBody<Args>()
         addRoute(.push, path) { message, context in
-            let args = try decodeArguments(Args.self, from: message, context: context)
+            let args = try decodeArguments(argsBody, from: message, context: context)
             try await handler(args, context)
             return FerryResponse()
         }
@@ -212,17 +215,20 @@ extension FerryRouteRegistrar {
     /// behaves as the asynchronous form, and on a peer whose handlers run on the event loop it
     /// runs in place as the CALL is read, without a task of its own.
     public func call<Args, Reply>(_ path: String, _ handler: @escaping @Sendable (Args, FerryContext) throws -> Reply) {
+        let argsBody = TypedBody<Args>()
+        let replyBody = TypedBody<Reply>()
         addRoute(.call, path, synchronousHandler: { message, context in
-            let args = try decodeArguments(Args.self, from: message, context: context)
-            return try encodeResponse(try handler(args, context), context: context)
+            let args = try decodeArguments(argsBody, from: message, context: context)
+            return try encodeResponse(try handler(args, context), replyBody, context: context)
         })
     }
 
     /// Registers a typed PUSH handler that never suspends (a closure without `await`); see
     /// ``call(_:_:)-(_,(Args,FerryContext)throws->Reply)``.
     public func push<Args>(_ path: String, _ handler: @escaping @Sendable (Args, FerryContext) throws -> Void) {
+        let argsBody = TypedBody<Args>()
         addRoute(.push, path, synchronousHandler: { message, context in
-            try handler(try decodeArguments(Args.self, from: message, context: context), context)
+            try handler(try decodeArguments(argsBody, from: message, context: context), context)
             return FerryResponse()
         })
     }
@@ -237,22 +243,22 @@ extension FerryRouteRegistrar {
     }
 }
 
-private func decodeArguments<Args>(_ type: Args.Type, from message: FerryMessage, context: FerryContext) throws -> Args {
+private func decodeArguments<Args>(_ typed: TypedBody<Args>, from message: FerryMessage, context: FerryContext) throws -> Args {
     if Args.self == Void.self { return () as! Args }
     do {
-        return try context.session.codecs.decode(type, from: message.body, codec: message.bodyCodec)
+        return try typed.decode(from: message.body, codec: message.bodyCodec, codecs: context.session.codecs)
     } catch {
         throw FerryStatus.badMessage("\(error)")
     }
 }
 
-private func encodeResponse<Reply>(_ reply: Reply, context: FerryContext) throws -> FerryResponse {
+private func encodeResponse<Reply>(_ reply: Reply, _ typed: TypedBody<Reply>, context: FerryContext) throws -> FerryResponse {
     let codec = context.resolvedReplyCodec
     if Reply.self == Void.self {
         return FerryResponse(meta: context.replyMeta, bodyCodec: codec)
     }
     do {
-        let body = try context.session.codecs.encode(reply, codec: codec)
+        let body = try typed.encode(reply, codec: codec, codecs: context.session.codecs)
         return FerryResponse(meta: context.replyMeta, bodyCodec: codec, body: body)
     } catch {
         throw FerryStatus(.internalServerError, "Internal Server Error", cause: "cannot encode the reply: \(error)")

@@ -1,4 +1,5 @@
 import NIOCore
+import SwiftProtobuf
 
 /// A reply received for a CALL, with the time the call took.
 public struct FerryReply: Sendable {
@@ -28,10 +29,21 @@ public struct FerryReply: Sendable {
     /// Decodes the body as `Value` after checking the status: a non-OK status is thrown.
     /// `Void` yields nothing and `ByteBuffer` yields the raw body.
     public func decode<Value>(_ type: Value.Type = Value.self) throws -> Value {
+        if Value.self == Void.self, message.status.isOK { return () as! Value }
+        return try decodeBody { try codecs.decode(type, from: message.body, codec: message.bodyCodec) }
+    }
+
+    /// Decodes the body as the protobuf message `Value` after checking the status: the same as
+    /// the unconstrained ``decode(_:)``, with no search for the type's conformance per reply
+    /// when the body codec is ``FerryProtobufCodec``.
+    public func decode<Value: SwiftProtobuf.Message>(_ type: Value.Type = Value.self) throws -> Value {
+        try decodeBody { try codecs.decode(type, from: message.body, codec: message.bodyCodec) }
+    }
+
+    private func decodeBody<Value>(_ decode: () throws -> Value) throws -> Value {
         guard message.status.isOK else { throw message.status }
-        if Value.self == Void.self { return () as! Value }
         do {
-            return try codecs.decode(type, from: message.body, codec: message.bodyCodec)
+            return try decode()
         } catch {
             throw FerryStatus(.badMessage, "Bad Message", cause: "reply body: \(error)")
         }

@@ -1,4 +1,5 @@
 import NIOCore
+import SwiftProtobuf
 
 /// What code on either side of a connection can do with it: identify it, CALL and PUSH the
 /// remote peer, close it. `FerrySession` in the `Ferry` module is the implementation.
@@ -50,23 +51,56 @@ extension FerrySessionProtocol {
         _ serviceMethod: String, _ args: Args, options: FerryCallOptions = FerryCallOptions()
     ) async throws -> FerryReply {
         let codec = options.codec ?? defaultCodec
-        let body = try encodeBody(args, codec: codec)
+        let body = Args.self == Void.self ? ByteBuffer() : try encodeBody { try codecs.encode(args, codec: codec) }
         return try await call(serviceMethod, body: body, codec: codec, options: options)
     }
 
     /// Pushes `args` to `serviceMethod`; returns once the message is written.
     public func push<Args>(_ serviceMethod: String, _ args: Args, options: FerryCallOptions = FerryCallOptions()) async throws {
         let codec = options.codec ?? defaultCodec
-        let body = try encodeBody(args, codec: codec)
+        let body = Args.self == Void.self ? ByteBuffer() : try encodeBody { try codecs.encode(args, codec: codec) }
         try await push(serviceMethod, body: body, codec: codec, options: options)
     }
 
-    private func encodeBody<Args>(_ args: Args, codec: FerryCodecID) throws -> ByteBuffer {
-        if Args.self == Void.self { return ByteBuffer() }
+    private func encodeBody(_ encode: () throws -> ByteBuffer) throws -> ByteBuffer {
         do {
-            return try codecs.encode(args, codec: codec)
+            return try encode()
         } catch {
             throw FerryStatus(.badMessage, "Bad Message", cause: "cannot encode the body: \(error)")
         }
+    }
+}
+
+extension FerrySessionProtocol {
+    /// Calls `serviceMethod` with a protobuf message and decodes the reply as the protobuf
+    /// message `Reply`: the same as the unconstrained ``call(_:_:as:options:)``, with no search
+    /// for the types' conformances per call when the body codec is ``FerryProtobufCodec``.
+    public func call<Args: SwiftProtobuf.Message, Reply: SwiftProtobuf.Message>(
+        _ serviceMethod: String, _ args: Args, as type: Reply.Type = Reply.self,
+        options: FerryCallOptions = FerryCallOptions()
+    ) async throws -> Reply {
+        try await callForReply(serviceMethod, args, options: options).decode(type)
+    }
+
+    /// Calls `serviceMethod` with a protobuf message and returns the whole reply: the same as
+    /// the unconstrained ``callForReply(_:_:options:)``, with no search for the message type's
+    /// conformance per call when the body codec is ``FerryProtobufCodec``.
+    public func callForReply<Args: SwiftProtobuf.Message>(
+        _ serviceMethod: String, _ args: Args, options: FerryCallOptions = FerryCallOptions()
+    ) async throws -> FerryReply {
+        let codec = options.codec ?? defaultCodec
+        let body = try encodeBody { try codecs.encode(args, codec: codec) }
+        return try await call(serviceMethod, body: body, codec: codec, options: options)
+    }
+
+    /// Pushes a protobuf message to `serviceMethod`: the same as the unconstrained
+    /// ``push(_:_:options:)``, with no search for the message type's conformance per push when
+    /// the body codec is ``FerryProtobufCodec``.
+    public func push<Args: SwiftProtobuf.Message>(
+        _ serviceMethod: String, _ args: Args, options: FerryCallOptions = FerryCallOptions()
+    ) async throws {
+        let codec = options.codec ?? defaultCodec
+        let body = try encodeBody { try codecs.encode(args, codec: codec) }
+        try await push(serviceMethod, body: body, codec: codec, options: options)
     }
 }

@@ -1,5 +1,6 @@
 import Logging
 import NIOCore
+import SwiftProtobuf
 import Synchronization
 
 /// Calls a service, not an address: finds its nodes in a registry, spreads calls over them with
@@ -131,7 +132,34 @@ public final class FerryClient: Sendable {
         _ route: String, _ args: Args, options: FerryCallOptions = FerryCallOptions(), hashKey: String? = nil
     ) async throws -> FerryReply {
         let codec = options.codec ?? peer.configuration.defaultCodec
-        let body = try encode(args, codec: codec)
+        let body = Args.self == Void.self ? ByteBuffer() : try encodeBody { try peer.configuration.codecs.encode(args, codec: codec) }
+        return try await callForReply(route, body: body, codec: codec, options: options, hashKey: hashKey)
+    }
+
+    /// Calls `route` with a protobuf message and decodes the reply as the protobuf message
+    /// `Reply`: the same as the unconstrained ``call(_:_:as:options:hashKey:)``, with no search
+    /// for the types' conformances per call when the body codec is ``FerryProtobufCodec``.
+    public func call<Args: SwiftProtobuf.Message, Reply: SwiftProtobuf.Message>(
+        _ route: String, _ args: Args, as type: Reply.Type = Reply.self,
+        options: FerryCallOptions = FerryCallOptions(), hashKey: String? = nil
+    ) async throws -> Reply {
+        try await callForReply(route, args, options: options, hashKey: hashKey).decode(type)
+    }
+
+    /// Calls `route` with a protobuf message and returns the whole reply: the same as the
+    /// unconstrained ``callForReply(_:_:options:hashKey:)``, with no search for the message
+    /// type's conformance per call when the body codec is ``FerryProtobufCodec``.
+    public func callForReply<Args: SwiftProtobuf.Message>(
+        _ route: String, _ args: Args, options: FerryCallOptions = FerryCallOptions(), hashKey: String? = nil
+    ) async throws -> FerryReply {
+        let codec = options.codec ?? peer.configuration.defaultCodec
+        let body = try encodeBody { try peer.configuration.codecs.encode(args, codec: codec) }
+        return try await callForReply(route, body: body, codec: codec, options: options, hashKey: hashKey)
+    }
+
+    private func callForReply(
+        _ route: String, body: ByteBuffer, codec: FerryCodecID, options: FerryCallOptions, hashKey: String?
+    ) async throws -> FerryReply {
         let reply = try await perform(
             route: route, hashKey: hashKey, timeout: options.timeout, backupDelay: configuration.backupDelay,
             operation: { session in try await session.call(route, body: body, codec: codec, options: options) })
@@ -145,7 +173,24 @@ public final class FerryClient: Sendable {
         _ route: String, _ args: Args, options: FerryCallOptions = FerryCallOptions(), hashKey: String? = nil
     ) async throws {
         let codec = options.codec ?? peer.configuration.defaultCodec
-        let body = try encode(args, codec: codec)
+        let body = Args.self == Void.self ? ByteBuffer() : try encodeBody { try peer.configuration.codecs.encode(args, codec: codec) }
+        try await push(route, body: body, codec: codec, options: options, hashKey: hashKey)
+    }
+
+    /// Pushes a protobuf message to `route`: the same as the unconstrained
+    /// ``push(_:_:options:hashKey:)``, with no search for the message type's conformance per
+    /// push when the body codec is ``FerryProtobufCodec``.
+    public func push<Args: SwiftProtobuf.Message>(
+        _ route: String, _ args: Args, options: FerryCallOptions = FerryCallOptions(), hashKey: String? = nil
+    ) async throws {
+        let codec = options.codec ?? peer.configuration.defaultCodec
+        let body = try encodeBody { try peer.configuration.codecs.encode(args, codec: codec) }
+        try await push(route, body: body, codec: codec, options: options, hashKey: hashKey)
+    }
+
+    private func push(
+        _ route: String, body: ByteBuffer, codec: FerryCodecID, options: FerryCallOptions, hashKey: String?
+    ) async throws {
         _ = try await perform(
             route: route, hashKey: hashKey, timeout: options.timeout, backupDelay: nil,
             operation: { session in
@@ -310,10 +355,9 @@ public final class FerryClient: Sendable {
 
     // MARK: Helpers
 
-    private func encode<Args>(_ args: Args, codec: FerryCodecID) throws -> ByteBuffer {
-        if Args.self == Void.self { return ByteBuffer() }
+    private func encodeBody(_ encode: () throws -> ByteBuffer) throws -> ByteBuffer {
         do {
-            return try peer.configuration.codecs.encode(args, codec: codec)
+            return try encode()
         } catch {
             throw FerryStatus(.badMessage, "Bad Message", cause: "cannot encode the body: \(error)")
         }
