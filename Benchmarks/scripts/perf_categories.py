@@ -11,8 +11,8 @@ import re
 import sys
 
 CATEGORIES = [
-    ("SwiftProtobuf decoding the request (`FerryProtobufCodec.decode`)", r"FerryProtobufCodec\.decode"),
-    ("SwiftProtobuf encoding the reply (`FerryProtobufCodec.encode`)", r"FerryProtobufCodec\.encode"),
+    ("SwiftProtobuf decoding the request (`FerryProtobufCodec.message`)", r"FerryProtobufCodec\.(decode|message)"),
+    ("SwiftProtobuf encoding the reply (`FerryProtobufCodec.body`)", r"FerryProtobufCodec\.(encode|body)"),
     ("the REPLY frame: `FerryRawProto.encodeMessage` into the tick's batch", r"FerryProto\.encodeMessage|FerryRawProto\.encodeFrame"),
     ("the CALL frame: `FerryRawProto.decodeMessage` (header, status, meta)", r"FerryProto\.decodeMessage|FerryRawProto\.decodeMessage"),
     ("the rest of the call's handling: admission, context, route lookup, deadline, the typed route, "
