@@ -108,15 +108,28 @@ struct WireVectorTests {
     @Test("status and meta escape every byte outside A-Z a-z 0-9 * - . _")
     func escaping() throws {
         #expect(QueryString.escape("a b+c/é~*-._") == "a%20b%2Bc%2F%C3%A9%7E*-._")
-        #expect(QueryString.unescape(Array("a+b%20c%2Bd".utf8)) == "a b c+d")
-        #expect(QueryString.unescape(Array("100%".utf8)) == "100%")
+        #expect(Array("a+b%20c%2Bd".utf8).withUnsafeBytes(QueryString.unescape) == "a b c+d")
+        #expect(Array("100%".utf8).withUnsafeBytes(QueryString.unescape) == "100%")
         var meta = FerryMeta()
         meta.add("k", "")
         meta.add("k", "a&b=c")
         meta.add("x y", "1")
         let encoded = QueryString.encode(meta)
         #expect(String(decoding: encoded, as: UTF8.self) == "k&k=a%26b%3Dc&x%20y=1")
-        #expect(QueryString.decodeMeta(encoded) == meta)
+        #expect(encoded.withUnsafeBytes(QueryString.decodeMeta) == meta)
+    }
+
+    @Test("meta parsing splits at the first = only, skips empty pairs and keeps malformed escapes")
+    func metaParsingEdges() {
+        func decoded(_ text: String) -> [String] {
+            Array(text.utf8).withUnsafeBytes(QueryString.decodeMeta).map { "\($0.key)|\($0.value)" }
+        }
+        #expect(decoded("a=b=c") == ["a|b=c"])
+        #expect(decoded("&&=&a&=b&c=") == ["a|", "|b", "c|"])
+        #expect(decoded("k%zz=%4&x+y=%41%2b") == ["k%zz|%4", "x y|A+"])
+        #expect(decoded("plain=1&esc%20aped=2") == ["plain|1", "esc aped|2"])
+        let invalidUTF8: [UInt8] = Array("bad=".utf8) + [0xFF]
+        #expect(invalidUTF8.withUnsafeBytes(QueryString.decodeMeta)["bad"] == "\u{FFFD}")
     }
 
     @Test("a status round-trips; msg is omitted when empty and cause is always written")
@@ -124,10 +137,11 @@ struct WireVectorTests {
         let status = FerryStatus(code: 1234, message: "bad thing", cause: "a=b & c")
         let encoded = QueryString.encode(status)
         #expect(String(decoding: encoded, as: UTF8.self) == "code=1234&msg=bad%20thing&cause=a%3Db%20%26%20c")
-        #expect(try QueryString.decodeStatus(encoded) == status)
+        #expect(try encoded.withUnsafeBytes(QueryString.decodeStatus) == status)
         #expect(String(decoding: QueryString.encode(FerryStatus(code: 7)), as: UTF8.self) == "code=7&cause=")
-        #expect(try QueryString.decodeStatus([UInt8]()) == .ok)
-        #expect(throws: QueryString.DecodingError.invalidStatusCode) { try QueryString.decodeStatus(Array("code=x".utf8)) }
+        #expect(try [UInt8]().withUnsafeBytes(QueryString.decodeStatus) == .ok)
+        #expect(try Array("code=0".utf8).withUnsafeBytes(QueryString.decodeStatus) == .ok)
+        #expect(throws: QueryString.DecodingError.invalidStatusCode) { try Array("code=x".utf8).withUnsafeBytes(QueryString.decodeStatus) }
     }
 
     @Test("random messages round-trip, escaping every byte at worst, with status codes and seqs at their extremes")

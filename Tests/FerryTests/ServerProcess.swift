@@ -27,7 +27,7 @@ struct ServerProcess {
         process.executableURL = executable
         process.arguments = ["serve", "--listen", "127.0.0.1:\(port)", "--drain-timeout", drainTimeout, "--log-level", "info"]
         let directory = try TemporaryDirectory()
-        FileManager.default.createFile(atPath: directory.path("serve.log"), contents: nil)
+        _ = FileManager.default.createFile(atPath: directory.path("serve.log"), contents: nil)
         let log = try #require(FileHandle(forWritingAtPath: directory.path("serve.log")))
         process.standardOutput = log
         process.standardError = log

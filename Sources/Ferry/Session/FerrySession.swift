@@ -167,11 +167,11 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
                 reply = try await exchange(message, deadline: deadline, timeout: timeout)
             }
         } catch let status as FerryStatus {
-            logExchange("call-out", route: serviceMethod, cost: start.duration(to: .now), bodyOut: body.readableBytes, bodyIn: 0, status: status)
+            logExchange(.callOut, route: serviceMethod, cost: start.duration(to: .now), bodyOut: body.readableBytes, bodyIn: 0, status: status)
             throw status
         }
         let cost = start.duration(to: .now)
-        logExchange("call-out", route: serviceMethod, cost: cost, bodyOut: body.readableBytes, bodyIn: reply.body.readableBytes, status: reply.status)
+        logExchange(.callOut, route: serviceMethod, cost: cost, bodyOut: body.readableBytes, bodyIn: reply.body.readableBytes, status: reply.status)
         return FerryReply(message: reply, cost: cost, codecs: codecs)
     }
 
@@ -187,10 +187,10 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
             try prepareForWrite(&message)
             let channel = try await writableChannel(before: deadline)
             try await write(message, on: channel, before: deadline)
-            logExchange("push-out", route: serviceMethod, cost: start.duration(to: .now), bodyOut: body.readableBytes, bodyIn: 0, status: .ok)
+            logExchange(.pushOut, route: serviceMethod, cost: start.duration(to: .now), bodyOut: body.readableBytes, bodyIn: 0, status: .ok)
         } catch {
             let status = failure(for: error)
-            logExchange("push-out", route: serviceMethod, cost: start.duration(to: .now), bodyOut: body.readableBytes, bodyIn: 0, status: status)
+            logExchange(.pushOut, route: serviceMethod, cost: start.duration(to: .now), bodyOut: body.readableBytes, bodyIn: 0, status: status)
             throw status
         }
     }
@@ -593,7 +593,7 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
         let inPlace: FerrySynchronousHandler? =
             if case .synchronous(let handler)? = route, runsInPlace(on: channel), channel.isWritable { handler } else { nil }
         if let refusal = admissionRefusal(replyInPlace: inPlace != nil) {
-            logExchange("call-in", route: message.serviceMethod, cost: .zero, bodyOut: 0, bodyIn: message.body.readableBytes, status: refusal)
+            logExchange(.callIn, route: message.serviceMethod, cost: .zero, bodyOut: 0, bodyIn: message.body.readableBytes, status: refusal)
             writeReply(errorReply(to: message, refusal), on: channel)
             return
         }
@@ -637,7 +637,7 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
         if status.code == .notFound {
             logger.warning("dropping a push to an unknown route", metadata: ["route": "\(message.serviceMethod)"])
         }
-        logExchange("push-in", route: message.serviceMethod, cost: start.duration(to: .now), bodyOut: 0, bodyIn: message.body.readableBytes, status: status)
+        logExchange(.pushIn, route: message.serviceMethod, cost: start.duration(to: .now), bodyOut: 0, bodyIn: message.body.readableBytes, status: status)
         handlerFinished()
     }
 
@@ -685,7 +685,7 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
             }
             if let dropped {
                 logger.warning("dropping a reply", metadata: ["seq": "\(reply.seq)", "reason": "\(dropped)"])
-                logExchange("call-in", route: call.serviceMethod, cost: start.duration(to: .now), bodyOut: 0, bodyIn: call.body.readableBytes, status: reply.status)
+                logExchange(.callIn, route: call.serviceMethod, cost: start.duration(to: .now), bodyOut: 0, bodyIn: call.body.readableBytes, status: reply.status)
                 handlerFinished()
                 return
             }
@@ -728,7 +728,7 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
             logger.debug("could not write a reply", metadata: ["seq": "\(reply.seq)", "error": "\(error)"])
             repliesLeft(1)
         }
-        logExchange("call-in", route: call.serviceMethod, cost: start.duration(to: .now), bodyOut: reply.body.readableBytes, bodyIn: call.body.readableBytes, status: reply.status)
+        logExchange(.callIn, route: call.serviceMethod, cost: start.duration(to: .now), bodyOut: reply.body.readableBytes, bodyIn: call.body.readableBytes, status: reply.status)
     }
 
     /// Replies queued on one of this session's connections that have since been passed down to
@@ -1084,8 +1084,15 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
         return "\(millis).\(String(repeating: "0", count: 3 - fraction.count))\(fraction)ms"
     }
 
-    private func logExchange(_ kind: String, route: String, cost: Duration, bodyOut: Int, bodyIn: Int, status: FerryStatus) {
-        let slow = cost > peer.configuration.slowCallThreshold && (kind == "call-in" || kind == "call-out")
+    /// Which way a logged exchange went.
+    private enum Exchange: String {
+        case callIn = "call-in", callOut = "call-out", pushIn = "push-in", pushOut = "push-out"
+
+        var isCall: Bool { self == .callIn || self == .callOut }
+    }
+
+    private func logExchange(_ kind: Exchange, route: String, cost: Duration, bodyOut: Int, bodyIn: Int, status: FerryStatus) {
+        let slow = kind.isCall && cost > peer.configuration.slowCallThreshold
         guard slow || logger.logLevel <= .debug else { return }
         let metadata: Logger.Metadata = [
             "route": "\(route)",
@@ -1095,9 +1102,9 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
             "status": "\(status.code)",
         ]
         if slow {
-            logger.warning("\(kind) slow", metadata: metadata)
+            logger.warning("\(kind.rawValue) slow", metadata: metadata)
         } else {
-            logger.debug("\(kind)", metadata: metadata)
+            logger.debug("\(kind.rawValue)", metadata: metadata)
         }
     }
 }

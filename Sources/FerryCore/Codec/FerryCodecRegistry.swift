@@ -8,14 +8,17 @@ import SwiftProtobuf
 /// codecs.register(MyXMLCodec())
 /// ```
 public struct FerryCodecRegistry: Sendable {
-    // A handful of codecs: a scan of their ids is cheaper than hashing one.
-    private var codecs: [(id: FerryCodecID, codec: any FerryCodec)]
+    // A handful of codecs: a scan of their ids is cheaper than hashing one. The ids have an
+    // array of their own, so that a lookup compares bytes and copies no existential until it
+    // returns one. `codecs[i]` has the id `ids[i]`.
+    private var ids: [FerryCodecID] = []
+    private var codecs: [any FerryCodec] = []
     // Whether `p` is Ferry's own protobuf codec, whose work on a message type known at compile
     // time needs no dynamic cast (see the `SwiftProtobuf.Message` overloads below).
     private var protobufIsStandard = false
 
     /// A registry with no codecs.
-    public static var empty: FerryCodecRegistry { FerryCodecRegistry(codecs: []) }
+    public static var empty: FerryCodecRegistry { FerryCodecRegistry() }
 
     /// A registry with the json, protobuf, plain and form codecs.
     public static var standard: FerryCodecRegistry {
@@ -27,33 +30,33 @@ public struct FerryCodecRegistry: Sendable {
         return registry
     }
 
-    private init(codecs: [(id: FerryCodecID, codec: any FerryCodec)]) { self.codecs = codecs }
+    private init() {}
 
     /// Adds `codec`, replacing any codec with the same id.
     public mutating func register(_ codec: any FerryCodec) {
         let id = codec.id
-        if let index = codecs.firstIndex(where: { $0.id == id }) {
-            codecs[index].codec = codec
+        if let index = ids.firstIndex(of: id) {
+            codecs[index] = codec
         } else {
-            codecs.append((id, codec))
+            ids.append(id)
+            codecs.append(codec)
         }
         if id == .protobuf { protobufIsStandard = codec is FerryProtobufCodec }
     }
 
     /// The codec registered for `id`, if any.
     public func codec(for id: FerryCodecID) -> (any FerryCodec)? {
-        for entry in codecs where entry.id == id { return entry.codec }
-        return nil
+        ids.firstIndex(of: id).map { codecs[$0] }
     }
 
     /// Whether a codec is registered for `id`.
     public func contains(_ id: FerryCodecID) -> Bool {
-        codecs.contains { $0.id == id }
+        ids.contains(id)
     }
 
     /// The codec whose ``FerryCodec/name`` is `name`, if any.
     public func codec(named name: String) -> (any FerryCodec)? {
-        codecs.first { $0.codec.name == name }?.codec
+        codecs.first { $0.name == name }
     }
 
     /// Encodes `value` with the codec `id`. A value of type `ByteBuffer` passes through untouched

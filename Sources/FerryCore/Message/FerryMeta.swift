@@ -14,9 +14,17 @@ public struct FerryMeta: Hashable, Sendable, ExpressibleByDictionaryLiteral, Seq
     public typealias Element = (key: String, value: String)
 
     // The first pair is kept inline and the rest in an array: a message with one pair of meta
-    // (a call's timeout, the commonest case) costs no allocation for it.
-    private var first: Element?
-    private var rest: [Element] = []
+    // (a call's timeout, the commonest case) costs no allocation for it. Pairs are stored as a
+    // struct, not as `Element` tuples: copying an optional tuple goes through the runtime's
+    // generic value witnesses, and every copy of a message copies its meta.
+    fileprivate struct Pair: Hashable, Sendable {
+        var key: String
+        var value: String
+
+        var element: Element { (key: key, value: value) }
+    }
+    private var first: Pair?
+    private var rest: [Pair] = []
 
     /// Creates empty metadata.
     public init() {}
@@ -38,7 +46,11 @@ public struct FerryMeta: Hashable, Sendable, ExpressibleByDictionaryLiteral, Seq
     /// The first value for `key`; setting replaces every value of `key` (nil removes them).
     public subscript(key: String) -> String? {
         get {
-            for pair in self where pair.key == key { return pair.value }
+            // Looked up on every inbound call (its timeout, the accepted codec): no iterator,
+            // no copy of the pairs.
+            guard let first else { return nil }
+            if first.key == key { return first.value }
+            for pair in rest where pair.key == key { return pair.value }
             return nil
         }
         set {
@@ -54,9 +66,9 @@ public struct FerryMeta: Hashable, Sendable, ExpressibleByDictionaryLiteral, Seq
     /// Appends a pair, keeping any earlier values of `key`.
     public mutating func add(_ key: String, _ value: String) {
         if first == nil {
-            first = (key: key, value: value)
+            first = Pair(key: key, value: value)
         } else {
-            rest.append((key: key, value: value))
+            rest.append(Pair(key: key, value: value))
         }
     }
 
@@ -88,16 +100,16 @@ public struct FerryMeta: Hashable, Sendable, ExpressibleByDictionaryLiteral, Seq
 
     /// Iterates the pairs of a ``FerryMeta`` in order.
     public struct Iterator: IteratorProtocol {
-        fileprivate var first: Element?
-        fileprivate var rest: IndexingIterator<[Element]>
+        fileprivate var first: Pair?
+        fileprivate var rest: IndexingIterator<[Pair]>
 
         /// The next pair, or nil after the last.
         public mutating func next() -> Element? {
             if let pair = first {
                 first = nil
-                return pair
+                return pair.element
             }
-            return rest.next()
+            return rest.next()?.element
         }
     }
 

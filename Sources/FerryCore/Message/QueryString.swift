@@ -66,17 +66,16 @@ enum QueryString {
         }
     }
 
-    static func unescape<Bytes: Collection>(_ bytes: Bytes) -> String
-    where Bytes.Element == UInt8, Bytes.Index == Int {
+    /// `bytes` with `%XX` escapes and `+` decoded, as UTF-8 (invalid sequences repaired).
+    static func unescape(_ bytes: UnsafeRawBufferPointer) -> String {
         // Most keys and values need no unescaping: read them as they are.
         if !bytes.contains(where: { $0 == UInt8(ascii: "+") || $0 == UInt8(ascii: "%") }) {
-            return bytes.withContiguousStorageIfAvailable { String(decoding: $0, as: UTF8.self) }
-                ?? String(decoding: bytes, as: UTF8.self)
+            return String(decoding: bytes, as: UTF8.self)
         }
         var output: [UInt8] = []
         output.reserveCapacity(bytes.count)
-        var index = bytes.startIndex
-        while index < bytes.endIndex {
+        var index = 0
+        while index < bytes.count {
             let byte = bytes[index]
             switch byte {
             case UInt8(ascii: "+"):
@@ -84,7 +83,7 @@ enum QueryString {
                 index += 1
             case UInt8(ascii: "%"):
                 // A malformed escape is kept as it is, as erpc's own decoder does.
-                if bytes.endIndex - index >= 3, let high = hexValue(bytes[index + 1]),
+                if bytes.count - index >= 3, let high = hexValue(bytes[index + 1]),
                     let low = hexValue(bytes[index + 2])
                 {
                     output.append(high << 4 | low)
@@ -103,17 +102,22 @@ enum QueryString {
 
     /// Splits `a=1&b=2` into unescaped pairs and hands them to `pair` in order. Empty segments
     /// and `=` alone are skipped.
-    static func forEachPair<Bytes: Collection>(in bytes: Bytes, _ pair: (String, String) throws -> Void) rethrows
-    where Bytes.Element == UInt8, Bytes.Index == Int, Bytes.SubSequence: Collection, Bytes.SubSequence.Index == Int {
-        var start = bytes.startIndex
-        while start < bytes.endIndex {
+    static func forEachPair(in bytes: UnsafeRawBufferPointer, _ pair: (String, String) throws -> Void) rethrows {
+        var start = 0
+        while start < bytes.count {
+            // Simple scans, one per question: a single loop that tests each byte against four
+            // values compiles to a jump table, one mispredicted branch per byte.
             var end = start
-            while end < bytes.endIndex && bytes[end] != UInt8(ascii: "&") { end += 1 }
+            while end < bytes.count && bytes[end] != UInt8(ascii: "&") { end += 1 }
+            let segment = bytes[start..<end]
+            let equals = segment.firstIndex(of: UInt8(ascii: "="))
+            let escaped = segment.contains { $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: "+") }
             if end > start {
-                var equals = start
-                while equals < end && bytes[equals] != UInt8(ascii: "=") { equals += 1 }
-                let key = unescape(bytes[start..<equals])
-                let value = equals < end ? unescape(bytes[(equals + 1)..<end]) : ""
+                let keyEnd = equals ?? end
+                let keyBytes = UnsafeRawBufferPointer(rebasing: bytes[start..<keyEnd])
+                let valueBytes = equals.map { UnsafeRawBufferPointer(rebasing: bytes[($0 + 1)..<end]) }
+                let key = escaped ? unescape(keyBytes) : String(decoding: keyBytes, as: UTF8.self)
+                let value = valueBytes.map { escaped ? unescape($0) : String(decoding: $0, as: UTF8.self) } ?? ""
                 // A pair with neither key nor value carries nothing (erpc drops it too).
                 if !key.isEmpty || !value.isEmpty { try pair(key, value) }
             }
@@ -154,8 +158,7 @@ enum QueryString {
     }
 
     /// The pairs of a meta query string; any bytes parse (a malformed escape is kept as it is).
-    static func decodeMeta<Bytes: Collection>(_ bytes: Bytes) -> FerryMeta
-    where Bytes.Element == UInt8, Bytes.Index == Int, Bytes.SubSequence: Collection, Bytes.SubSequence.Index == Int {
+    static func decodeMeta(_ bytes: UnsafeRawBufferPointer) -> FerryMeta {
         var meta = FerryMeta()
         forEachPair(in: bytes) { meta.add($0, $1) }
         return meta
@@ -203,9 +206,8 @@ enum QueryString {
         return Array(buffer.readableBytesView)
     }
 
-    static func decodeStatus<Bytes: Collection>(_ bytes: Bytes) throws -> FerryStatus
-    where Bytes.Element == UInt8, Bytes.Index == Int, Bytes.SubSequence: Collection, Bytes.SubSequence.Index == Int {
-        if bytes.isEmpty || okStatus.withUTF8Buffer({ bytes.count == $0.count && bytes.elementsEqual($0) }) { return .ok }
+    static func decodeStatus(_ bytes: UnsafeRawBufferPointer) throws -> FerryStatus {
+        if bytes.isEmpty || okStatus.withUTF8Buffer({ bytes.elementsEqual(UnsafeRawBufferPointer($0)) }) { return .ok }
         var status = FerryStatus.ok
         try forEachPair(in: bytes) { key, value in
             switch key {
