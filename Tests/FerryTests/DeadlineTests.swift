@@ -1,3 +1,4 @@
+import Foundation
 import Ferry
 import NIOCore
 import Testing
@@ -99,6 +100,37 @@ struct DeadlineTests {
                 return 1
             }
         }
+    }
+
+    @Test("calls read together arrive together: one queued behind a slow handler past its deadline gets 504 and never runs")
+    func arrivalIsTheRead() async throws {
+        let ran = Recorder<Int>()
+        let (server, listener) = try await makeServer { router in
+            // Synchronous, so it runs in place as its frame is read, holding up the next one.
+            router.call("/slow") { (_: Void, _: FerryContext) in
+                Thread.sleep(forTimeInterval: 0.3)
+                return 1
+            }
+            router.call("/work") { (_: Void, _: FerryContext) in
+                ran.append(1)
+                return 2
+            }
+        }
+        let raw = try await RawConnection.connect(to: listener.address)
+        // Both frames in one write, so one read brings them: the second call's 100 ms run out
+        // while the first handler works, although its own handling would start in time.
+        let slow = FerryMessage(type: .call, seq: 1, serviceMethod: "/slow", bodyCodec: .json)
+        let work = FerryMessage(type: .call, seq: 2, serviceMethod: "/work", meta: [FerryDeadline.metaKey: "100"], bodyCodec: .json)
+        try await raw.send(try RawConnection.frame(slow) + RawConnection.frame(work))
+        var statuses: [Int32: FerryStatus.Code] = [:]
+        for _ in 0..<2 {
+            let reply = try #require(try await raw.nextMessage())
+            statuses[reply.seq] = reply.status.code
+        }
+        #expect(statuses == [1: .ok, 2: .deadlineExceeded])
+        #expect(ran.count == 0)
+        await raw.close()
+        await server.close()
     }
 
     /// Registers `/work` with `register` (its handler appends to the recorder), calls it with no

@@ -154,7 +154,7 @@ let benchmarks: @Sendable () -> Void = {
     @Sendable func routeLikeASession(_ inbound: FerryMessage, context: FerryContext) async -> FerryMessage {
         let route = router.handler(for: .call, path: inbound.serviceMethod)
         if case .synchronous(let handler)? = route {
-            return router.reply(to: inbound, synchronousHandler: handler, context: context, exposeErrorDetails: false)
+            return router.reply(to: inbound, synchronousHandler: handler, context: context, checkedAt: context.arrival, exposeErrorDetails: false)
         }
         return await router.reply(to: inbound, route: route, context: context, exposeErrorDetails: false)
     }

@@ -391,15 +391,16 @@ public final class FerryPeer: Sendable {
 
     private func addSessionHandlers(to channel: any Channel, session: FerrySession) throws {
         let proto = configuration.proto
+        let clock = ConnectionClock()
         let timers = SessionTimerHandler.Settings(
-            pingInterval: configuration.heartbeat.pingInterval.map(TimeAmount.init),
-            idleTimeout: configuration.idleTimeout.map(TimeAmount.init),
-            readTimeout: proto is FerryRawProto ? configuration.readTimeout.map(TimeAmount.init) : nil,
-            maximumAge: configuration.maximumSessionAge.map(TimeAmount.init))
+            pingInterval: configuration.heartbeat.pingInterval,
+            idleTimeout: configuration.idleTimeout,
+            readTimeout: proto is FerryRawProto ? configuration.readTimeout : nil,
+            maximumAge: configuration.maximumSessionAge)
         let encoder = MessageEncoderHandler(proto: proto) { count in session.repliesLeft(count) }
-        let sessionHandler = SessionHandler(session: session, replies: encoder)
+        let sessionHandler = SessionHandler(session: session, replies: encoder, clock: clock)
         let handlers: [any ChannelHandler] = [
-            SessionTimerHandler(settings: timers),
+            SessionTimerHandler(settings: timers, clock: clock),
             ByteToMessageHandler(FerryMessageDecoder(proto: proto) { sessionHandler.receive($0, context: $1) }),
             encoder,
             sessionHandler,

@@ -71,7 +71,7 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
         var lastInbound = NIODeadline.now()
         /// Accepted side: false while the accept hook runs; messages that arrive meanwhile wait.
         var admitted: Bool
-        var heldBack: [FerryMessage] = []
+        var heldBack: [HeldBackMessage] = []
     }
     private let state: Mutex<State>
 
@@ -496,16 +496,27 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
                 defer { state.heldBack = [] }
                 return state.heldBack
             }
-            guard let replies = try? channel.pipeline.syncOperations.handler(type: MessageEncoderHandler.self) else { return }
-            for message in waiting { receive(message, from: channel, replies: replies) }
+            guard let handler = try? channel.pipeline.syncOperations.handler(type: SessionHandler.self) else { return }
+            // The hook took time: the held messages' deadlines are checked against the present.
+            handler.clock.now()
+            for held in waiting {
+                receive(held.message, readAt: held.readAt, clock: handler.clock, from: channel, replies: handler.replies)
+            }
         }
     }
 
     /// Handles one decoded message from `channel`; runs on its event loop. Handlers' replies go
     /// to `replies`, the encoder of that connection.
-    func receive(_ message: FerryMessage, from channel: any Channel, replies: MessageEncoderHandler) {
+    func receive(_ message: FerryMessage, clock: ConnectionClock, from channel: any Channel, replies: MessageEncoderHandler) {
+        receive(message, readAt: clock.lastRead, clock: clock, from: channel, replies: replies)
+    }
+
+    /// ``receive(_:clock:from:replies:)`` for a message read at `readAt`.
+    private func receive(
+        _ message: FerryMessage, readAt: ContinuousClock.Instant, clock: ConnectionClock, from channel: any Channel, replies: MessageEncoderHandler
+    ) {
         let (admitted, authenticated) = state.withLock { state in
-            if !state.admitted { state.heldBack.append(message) }
+            if !state.admitted { state.heldBack.append(HeldBackMessage(message: message, readAt: readAt)) }
             return (state.admitted, state.authenticated)
         }
         guard admitted else {
@@ -541,7 +552,11 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
                     return
                 }
             }
-            if message.type == .call { handleCall(message, on: channel, replies: replies) } else { handlePush(message, on: channel) }
+            if message.type == .call {
+                handleCall(message, readAt: readAt, clock: clock, on: channel, replies: replies)
+            } else {
+                handlePush(message, readAt: readAt, clock: clock, on: channel)
+            }
         default:
             let status = FerryStatus(.messageTypeNotAllowed, "Message Type Not Allowed", cause: "type \(message.type.rawValue)")
             recordCloseReason("unsupported message type \(message.type.rawValue)")
@@ -587,7 +602,9 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
         peer.releaseHandler()
     }
 
-    private func handleCall(_ message: FerryMessage, on channel: any Channel, replies: MessageEncoderHandler) {
+    private func handleCall(
+        _ message: FerryMessage, readAt: ContinuousClock.Instant, clock: ConnectionClock, on channel: any Channel, replies: MessageEncoderHandler
+    ) {
         let router = peer.router
         let route = router.handler(for: .call, path: message.serviceMethod)
         let inPlace: FerrySynchronousHandler? =
@@ -597,16 +614,18 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
             writeReply(errorReply(to: message, refusal), on: channel)
             return
         }
-        // One clock read per call: the deadline, the in-place deadline check and the cost in
-        // the log are all measured from the message's arrival.
-        let context = FerryContext(session: self, message: message, logger: logger, arrival: .now)
+        // The deadline and the cost in the log are measured from the read that completed the
+        // message; in place, the deadline is checked against the connection's latest clock
+        // reading, and the cost ends with the one reading after the handler.
+        let context = FerryContext(session: self, message: message, logger: logger, arrival: readAt)
         let exposeErrorDetails = peer.configuration.exposeErrorDetails
         if let inPlace {
             // Counted as an unwritten reply since admission; the handler cannot make its
             // connection unwritable (nothing is written while it runs), so the reply is queued.
-            let reply = router.reply(to: message, synchronousHandler: inPlace, context: context, exposeErrorDetails: exposeErrorDetails)
+            let reply = router.reply(
+                to: message, synchronousHandler: inPlace, context: context, checkedAt: clock.latest, exposeErrorDetails: exposeErrorDetails)
             peer.releaseHandler()
-            queueReply(reply, to: message, on: replies, handledSince: context.arrival)
+            queueReply(reply, to: message, on: replies, handledSince: context.arrival, until: clock.now())
             return
         }
         let replies = NIOLoopBound(replies, eventLoop: channel.eventLoop)
@@ -616,16 +635,17 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
         }
     }
 
-    private func handlePush(_ message: FerryMessage, on channel: any Channel) {
+    private func handlePush(_ message: FerryMessage, readAt: ContinuousClock.Instant, clock: ConnectionClock, on channel: any Channel) {
         if let refusal = admissionRefusal() {
             logger.warning("dropping a push", metadata: ["route": "\(message.serviceMethod)", "status": "\(refusal)"])
             return
         }
-        let context = FerryContext(session: self, message: message, logger: logger, arrival: .now)
+        let context = FerryContext(session: self, message: message, logger: logger, arrival: readAt)
         let router = peer.router
         let route = router.handler(for: .push, path: message.serviceMethod)
         if case .synchronous(let handler)? = route, runsInPlace(on: channel) {
-            pushHandled(message, status: router.receivePush(message, synchronousHandler: handler, context: context), since: context.arrival)
+            let status = router.receivePush(message, synchronousHandler: handler, context: context, checkedAt: clock.latest)
+            pushHandled(message, status: status, since: context.arrival)
             return
         }
         startHandler(on: channel) { [self] in
@@ -692,9 +712,9 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
         }
         replyHandedOver()
         if channel.eventLoop.inEventLoop {
-            queueReply(reply, to: call, on: replies.value, handledSince: start)
+            queueReply(reply, to: call, on: replies.value, handledSince: start, until: .now)
         } else {
-            channel.eventLoop.execute { [self] in queueReply(reply, to: call, on: replies.value, handledSince: start) }
+            channel.eventLoop.execute { [self] in queueReply(reply, to: call, on: replies.value, handledSince: start, until: .now) }
         }
     }
 
@@ -711,7 +731,10 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
     /// Queues a reply counted as unwritten on its connection's encoder (on that connection's
     /// event loop). A reply that cannot be encoded (a frame over the size limit) is replaced
     /// with a 500; one that cannot be queued at all (the connection is gone) counts as gone.
-    private func queueReply(_ reply: FerryMessage, to call: FerryMessage, on replies: MessageEncoderHandler, handledSince start: ContinuousClock.Instant) {
+    private func queueReply(
+        _ reply: FerryMessage, to call: FerryMessage, on replies: MessageEncoderHandler, handledSince start: ContinuousClock.Instant,
+        until end: ContinuousClock.Instant
+    ) {
         var reply = reply
         do {
             try prepareForWrite(&reply)
@@ -728,7 +751,7 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
             logger.debug("could not write a reply", metadata: ["seq": "\(reply.seq)", "error": "\(error)"])
             repliesLeft(1)
         }
-        logExchange(.callIn, route: call.serviceMethod, cost: start.duration(to: .now), bodyOut: reply.body.readableBytes, bodyIn: call.body.readableBytes, status: reply.status)
+        logExchange(.callIn, route: call.serviceMethod, cost: start.duration(to: end), bodyOut: reply.body.readableBytes, bodyIn: call.body.readableBytes, status: reply.status)
     }
 
     /// Replies queued on one of this session's connections that have since been passed down to
@@ -776,7 +799,7 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
     // MARK: Heartbeat
 
     /// Answers an inbound `/heartbeat`; returns the period the remote announced, if any.
-    func answerHeartbeat(_ message: FerryMessage, on channel: any Channel) -> TimeAmount? {
+    func answerHeartbeat(_ message: FerryMessage, on channel: any Channel) -> Duration? {
         let text = message.meta[FerryPeer.Heartbeat.periodMetaKey] ?? ""
         guard text.isEmpty || (Int(text).map { $0 >= 0 } ?? false) else {
             if message.type == .call {
@@ -1107,6 +1130,13 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
             logger.debug("\(kind.rawValue)", metadata: metadata)
         }
     }
+}
+
+/// A message read before the accept hook let the session's messages through, with when it was
+/// read.
+struct HeldBackMessage {
+    var message: FerryMessage
+    var readAt: ContinuousClock.Instant
 }
 
 /// Where and how a dialled session connects, kept for redials.

@@ -71,7 +71,7 @@ final class MessageEncoderHandler: ChannelOutboundHandler {
 
     private func enqueue(_ message: FerryMessage, isReply: Bool) throws {
         guard let context else { throw ChannelError.ioOnClosedChannel }
-        try append(message, allocator: context.channel.allocator)
+        try append(message, context: context)
         if isReply { batchReplies += 1 }
         writeDownIfLarge(context: context)
         flush(context: context)
@@ -79,7 +79,7 @@ final class MessageEncoderHandler: ChannelOutboundHandler {
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         do {
-            try append(unwrapOutboundIn(data), allocator: context.channel.allocator)
+            try append(unwrapOutboundIn(data), context: context)
         } catch {
             promise?.fail(error)
             return
@@ -97,9 +97,10 @@ final class MessageEncoderHandler: ChannelOutboundHandler {
     }
 
     /// Encodes `message` at the end of the batch; on failure the batch is as it was.
-    private func append(_ message: FerryMessage, allocator: ByteBufferAllocator) throws {
-        // Taken out while it grows, so that the buffer stays uniquely referenced.
-        var buffer = batch.take() ?? allocator.buffer(capacity: max(batchCapacity, 64 + message.body.readableBytes))
+    private func append(_ message: FerryMessage, context: ChannelHandlerContext) throws {
+        // Taken out while it grows, so that the buffer stays uniquely referenced. Only the
+        // tick's first message asks the channel for its allocator.
+        var buffer = batch.take() ?? context.channel.allocator.buffer(capacity: max(batchCapacity, 64 + message.body.readableBytes))
         defer { if buffer.readableBytes > 0 { batch = buffer } }
         try proto.encodeMessage(message, into: &buffer)
     }

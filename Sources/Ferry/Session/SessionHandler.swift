@@ -9,10 +9,13 @@ final class SessionHandler: ChannelInboundHandler {
     let session: FerrySession
     /// The pipeline's encoder, which takes the replies of this connection's handlers directly.
     let replies: MessageEncoderHandler
+    /// The connection's clock readings, which give each message its times.
+    let clock: ConnectionClock
 
-    init(session: FerrySession, replies: MessageEncoderHandler) {
+    init(session: FerrySession, replies: MessageEncoderHandler, clock: ConnectionClock) {
         self.session = session
         self.replies = replies
+        self.clock = clock
     }
 
     /// Handles one decoded message. The session's decoder calls this directly, with its own
@@ -29,7 +32,7 @@ final class SessionHandler: ChannelInboundHandler {
             session.leaveConnection(ObjectIdentifier(context.channel))
             return
         }
-        session.receive(message, from: context.channel, replies: replies)
+        session.receive(message, clock: clock, from: context.channel, replies: replies)
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {

@@ -19,17 +19,18 @@ final class SessionTimerHandler: ChannelDuplexHandler {
     typealias OutboundOut = ByteBuffer
 
     struct Settings {
-        var pingInterval: TimeAmount?
-        var idleTimeout: TimeAmount?
-        var readTimeout: TimeAmount?
-        var maximumAge: TimeAmount?
+        var pingInterval: Duration?
+        var idleTimeout: Duration?
+        var readTimeout: Duration?
+        var maximumAge: Duration?
     }
 
     private let settings: Settings
+    private let clock: ConnectionClock
 
-    private var lastRead = NIODeadline.now()
-    private var lastWrite = NIODeadline.now()
-    private var silenceLimit: TimeAmount?
+    private var lastRead: ContinuousClock.Instant { clock.lastRead }
+    private var lastWrite = ContinuousClock.now
+    private var silenceLimit: Duration?
     private enum Timer: Hashable { case ping, idle, age, silence, read }
     private var timers: [Timer: Scheduled<Void>] = [:]
     private var frames = FrameProgress()
@@ -37,8 +38,9 @@ final class SessionTimerHandler: ChannelDuplexHandler {
     private var silenceTimerArmed = false
 
     /// Reports through inbound user events: ``SessionTimerEvent``.
-    init(settings: Settings) {
+    init(settings: Settings, clock: ConnectionClock) {
         self.settings = settings
+        self.clock = clock
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -65,8 +67,7 @@ final class SessionTimerHandler: ChannelDuplexHandler {
     private func start(_ context: ChannelHandlerContext) {
         guard !started else { return }
         started = true
-        lastRead = .now()
-        lastWrite = .now()
+        lastWrite = clock.markRead()
         if let interval = settings.pingInterval {
             arm(.ping, context, after: interval) { handler, context in handler.checkPing(context, interval) }
         }
@@ -91,7 +92,7 @@ final class SessionTimerHandler: ChannelDuplexHandler {
 
     /// Starts closing the session when no inbound bytes arrive for twice `period` (the remote
     /// announced it pings every `period`).
-    private func expectHeartbeats(every period: TimeAmount, context: ChannelHandlerContext) {
+    private func expectHeartbeats(every period: Duration, context: ChannelHandlerContext) {
         silenceLimit = period * 2
         guard !silenceTimerArmed else { return }
         silenceTimerArmed = true
@@ -102,7 +103,7 @@ final class SessionTimerHandler: ChannelDuplexHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let bytes = unwrapInboundIn(data)
-        lastRead = .now()
+        clock.markRead()
         frames.consume(bytes)
         if frames.isMidFrame, let timeout = settings.readTimeout, !readTimerArmed {
             readTimerArmed = true
@@ -112,15 +113,15 @@ final class SessionTimerHandler: ChannelDuplexHandler {
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        lastWrite = .now()
+        lastWrite = clock.now()
         context.write(data, promise: promise)
     }
 
     // MARK: Checks
 
-    private func checkPing(_ context: ChannelHandlerContext, _ interval: TimeAmount) {
+    private func checkPing(_ context: ChannelHandlerContext, _ interval: Duration) {
         let quietSince = max(lastRead, lastWrite)
-        let now = NIODeadline.now()
+        let now = ContinuousClock.now
         if now - quietSince >= interval {
             context.fireUserInboundEventTriggered(SessionTimerEvent.heartbeatDue)
             arm(.ping, context, after: interval) { handler, context in handler.checkPing(context, interval) }
@@ -129,8 +130,8 @@ final class SessionTimerHandler: ChannelDuplexHandler {
         }
     }
 
-    private func checkIdle(_ context: ChannelHandlerContext, _ timeout: TimeAmount) {
-        let quiet = NIODeadline.now() - max(lastRead, lastWrite)
+    private func checkIdle(_ context: ChannelHandlerContext, _ timeout: Duration) {
+        let quiet = ContinuousClock.now - max(lastRead, lastWrite)
         if quiet >= timeout {
             context.fireUserInboundEventTriggered(SessionTimerEvent.limitPassed("idle for \(timeout)"))
         } else {
@@ -141,7 +142,7 @@ final class SessionTimerHandler: ChannelDuplexHandler {
     private func checkSilence(_ context: ChannelHandlerContext) {
         guard let limit = silenceLimit else { return }
         // As in erpc, this side's own writes count too: a session it keeps busy is not silent.
-        let quiet = NIODeadline.now() - max(lastRead, lastWrite)
+        let quiet = ContinuousClock.now - max(lastRead, lastWrite)
         if quiet >= limit {
             context.fireUserInboundEventTriggered(SessionTimerEvent.limitPassed("no heartbeat or traffic for \(limit), twice the announced period"))
         } else {
@@ -149,12 +150,12 @@ final class SessionTimerHandler: ChannelDuplexHandler {
         }
     }
 
-    private func checkRead(_ context: ChannelHandlerContext, _ timeout: TimeAmount) {
+    private func checkRead(_ context: ChannelHandlerContext, _ timeout: Duration) {
         guard frames.isMidFrame else {
             readTimerArmed = false
             return
         }
-        let quiet = NIODeadline.now() - lastRead
+        let quiet = ContinuousClock.now - lastRead
         if quiet >= timeout {
             context.fireUserInboundEventTriggered(SessionTimerEvent.limitPassed("frame incomplete with no bytes for \(timeout)"))
         } else {
@@ -162,10 +163,10 @@ final class SessionTimerHandler: ChannelDuplexHandler {
         }
     }
 
-    private func arm(_ timer: Timer, _ context: ChannelHandlerContext, after delay: TimeAmount, _ body: @escaping (SessionTimerHandler, ChannelHandlerContext) -> Void) {
+    private func arm(_ timer: Timer, _ context: ChannelHandlerContext, after delay: Duration, _ body: @escaping (SessionTimerHandler, ChannelHandlerContext) -> Void) {
         let loopBound = NIOLoopBound((self, context, body), eventLoop: context.eventLoop)
         timers[timer]?.cancel()
-        timers[timer] = context.eventLoop.scheduleTask(in: max(delay, .milliseconds(1))) {
+        timers[timer] = context.eventLoop.scheduleTask(in: TimeAmount(max(delay, .milliseconds(1)))) {
             let (handler, context, body) = loopBound.value
             body(handler, context)
         }
@@ -185,7 +186,7 @@ enum SessionTimerEvent {
 
 /// Sent outbound by the session handler when the remote announces its heartbeat period.
 struct HeartbeatAnnounced {
-    var period: TimeAmount
+    var period: Duration
 }
 
 /// Follows raw-proto frame boundaries (a 4-byte total size, then the rest) to tell whether a

@@ -1,4 +1,5 @@
 import Logging
+import NIOCore
 
 extension FerryRouter {
     /// Runs the route of an inbound CALL and returns the REPLY to send: same seq, same filters,
@@ -13,11 +14,15 @@ extension FerryRouter {
     }
 
     /// Runs a synchronous CALL route in place, as its message is read, and returns the REPLY
-    /// to send.
-    package func reply(to message: FerryMessage, synchronousHandler handler: FerrySynchronousHandler, context: FerryContext, exposeErrorDetails: Bool) -> FerryMessage {
+    /// to send. `now` is the time the caller's deadline is checked against: a recent clock
+    /// reading, so that running in place costs no clock read of its own.
+    package func reply(
+        to message: FerryMessage, synchronousHandler handler: FerrySynchronousHandler, context: FerryContext,
+        checkedAt now: ContinuousClock.Instant, exposeErrorDetails: Bool
+    ) -> FerryMessage {
         let response: FerryResponse
         do {
-            try Self.checkDeadline(of: context, now: context.arrival)
+            try Self.checkDeadline(of: context, now: now)
             response = try FerryDeadline.$current.withValue(context.deadline) { try handler(message, context) }
         } catch {
             response = Self.response(for: error, message: message, context: context, exposeErrorDetails: exposeErrorDetails)
@@ -36,10 +41,12 @@ extension FerryRouter {
     }
 
     /// Runs a synchronous PUSH route in place, as its message is read; returns the outcome for
-    /// the log.
-    package func receivePush(_ message: FerryMessage, synchronousHandler handler: FerrySynchronousHandler, context: FerryContext) -> FerryStatus {
+    /// the log. `now` is as in ``reply(to:synchronousHandler:context:checkedAt:exposeErrorDetails:)``.
+    package func receivePush(
+        _ message: FerryMessage, synchronousHandler handler: FerrySynchronousHandler, context: FerryContext, checkedAt now: ContinuousClock.Instant
+    ) -> FerryStatus {
         do {
-            try Self.checkDeadline(of: context, now: context.arrival)
+            try Self.checkDeadline(of: context, now: now)
             return try FerryDeadline.$current.withValue(context.deadline) { try handler(message, context) }.status
         } catch {
             return Self.response(for: error, message: message, context: context, exposeErrorDetails: true).status
@@ -62,8 +69,7 @@ extension FerryRouter {
         }
     }
 
-    /// Refuses a call whose deadline has passed at `now`. A handler run in place, as its message
-    /// is read, checks at the message's arrival, which is the same instant.
+    /// Refuses a call whose deadline has passed at `now`.
     private static func checkDeadline(of context: FerryContext, now: ContinuousClock.Instant) throws {
         if let deadline = context.deadline, deadline <= now {
             throw FerryStatus(.deadlineExceeded, "Deadline Exceeded", cause: "the caller's deadline passed before the call was handled")
@@ -80,14 +86,12 @@ extension FerryRouter {
         return FerryResponse(status: FerryStatus(.internalServerError, "Internal Server Error", cause: cause), meta: context.replyMeta)
     }
 
-    private static func reply(to message: FerryMessage, response: FerryResponse) -> FerryMessage {
-        var reply = FerryMessage(type: .reply, seq: message.seq, filters: message.filters)
-        reply.status = response.status
-        reply.meta = response.meta
-        if response.status.isOK {
-            reply.bodyCodec = response.bodyCodec
-            reply.body = response.body
-        }
-        return reply
+    private static func reply(to message: FerryMessage, response: consuming FerryResponse) -> FerryMessage {
+        // Built in one go from the response's parts, which it gives up: no default message
+        // made first and then overwritten field by field.
+        let isOK = response.status.isOK
+        return FerryMessage(
+            type: .reply, seq: message.seq, status: response.status, meta: response.meta,
+            bodyCodec: isOK ? response.bodyCodec : .none, body: isOK ? response.body : ByteBuffer(), filters: message.filters)
     }
 }
