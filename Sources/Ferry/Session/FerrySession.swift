@@ -153,8 +153,9 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
         if message.meta[FerryDeadline.metaKey] == nil {
             message.meta.add(FerryDeadline.metaKey, String(FerryDeadline.milliseconds(timeout)))
         }
-        let start = ContinuousClock.now
-        let deadline = NIODeadline.now() + TimeAmount(timeout)
+        // One clock read starts both the deadline and the cost.
+        let start = NIODeadline.now()
+        let deadline = start + TimeAmount(timeout)
         var reply: FerryMessage
         do {
             reply = try await exchange(message, deadline: deadline, timeout: timeout)
@@ -167,12 +168,17 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
                 reply = try await exchange(message, deadline: deadline, timeout: timeout)
             }
         } catch let status as FerryStatus {
-            logExchange(.callOut, route: serviceMethod, cost: start.duration(to: .now), bodyOut: body.readableBytes, bodyIn: 0, status: status)
+            logExchange(.callOut, route: serviceMethod, cost: Self.elapsed(since: start), bodyOut: body.readableBytes, bodyIn: 0, status: status)
             throw status
         }
-        let cost = start.duration(to: .now)
+        let cost = Self.elapsed(since: start)
         logExchange(.callOut, route: serviceMethod, cost: cost, bodyOut: body.readableBytes, bodyIn: reply.body.readableBytes, status: reply.status)
         return FerryReply(message: reply, cost: cost, codecs: codecs)
+    }
+
+    /// The time since `start`, on the clock of NIO's deadlines.
+    private static func elapsed(since start: NIODeadline) -> Duration {
+        Duration(NIODeadline.now() - start)
     }
 
     /// Sends a PUSH with an encoded body; returns once it is written, or fails at its deadline.
@@ -180,17 +186,17 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
         var message = FerryMessage(
             type: .push, seq: 0, serviceMethod: serviceMethod, meta: options.meta,
             bodyCodec: codec, body: body, filters: options.filters)
-        let start = ContinuousClock.now
-        let deadline = NIODeadline.now() + TimeAmount(options.timeout ?? peer.configuration.defaultCallTimeout)
+        let start = NIODeadline.now()
+        let deadline = start + TimeAmount(options.timeout ?? peer.configuration.defaultCallTimeout)
         do {
             message.seq = try nextSeq()
             try prepareForWrite(&message)
             let channel = try await writableChannel(before: deadline)
             try await write(message, on: channel, before: deadline)
-            logExchange(.pushOut, route: serviceMethod, cost: start.duration(to: .now), bodyOut: body.readableBytes, bodyIn: 0, status: .ok)
+            logExchange(.pushOut, route: serviceMethod, cost: Self.elapsed(since: start), bodyOut: body.readableBytes, bodyIn: 0, status: .ok)
         } catch {
             let status = failure(for: error)
-            logExchange(.pushOut, route: serviceMethod, cost: start.duration(to: .now), bodyOut: body.readableBytes, bodyIn: 0, status: status)
+            logExchange(.pushOut, route: serviceMethod, cost: Self.elapsed(since: start), bodyOut: body.readableBytes, bodyIn: 0, status: status)
             throw status
         }
     }
