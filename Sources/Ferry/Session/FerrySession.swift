@@ -16,6 +16,9 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
     public let isDialled: Bool
     let peer: FerryPeer
     let logger: Logger
+    /// Whether every exchange gets a debug line: the logger's level when the session opened,
+    /// read once rather than once per message.
+    private let logsEveryExchange: Bool
     private let dialTarget: DialTarget?
 
     private enum Phase {
@@ -85,6 +88,7 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
         var logger = peer.logger
         logger[metadataKey: "remote"] = "\(remoteAddress)"
         self.logger = logger
+        self.logsEveryExchange = logger.logLevel <= .debug
     }
 
     // MARK: Identity
@@ -1122,7 +1126,7 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
 
     private func logExchange(_ kind: Exchange, route: String, cost: Duration, bodyOut: Int, bodyIn: Int, status: FerryStatus) {
         let slow = kind.isCall && cost > peer.configuration.slowCallThreshold
-        guard slow || logger.logLevel <= .debug else { return }
+        guard slow || logsEveryExchange else { return }
         let metadata: Logger.Metadata = [
             "route": "\(route)",
             "cost": "\(Self.describe(cost))",
