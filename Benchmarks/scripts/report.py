@@ -47,6 +47,15 @@ def fmt(value, digits=0):
     return f"{value:,.{digits}f}"
 
 
+def verdict_ratio(value, bar):
+    """`value` with two decimals, or three where two would round it onto the bar it misses or
+    meets (0.896 against 0.9 shows as 0.896×, not 0.90×)."""
+    text = f"{value:.2f}"
+    if float(text) == bar and value != bar:
+        text = f"{value:.3f}"
+    return text + "×"
+
+
 def ratio(a, b):
     return f"{a / b:.2f}×" if b else "–"
 
@@ -130,24 +139,24 @@ def targets_section(e2e, micro, idle):
     if f and n:
         v = f["qps"] / n["qps"]
         row("Ferry QPS ≥ 0.85 × raw NIO ceiling (c=100, 4 connections)",
-            f"{v:.2f}× ({fmt(f['qps'])} vs {fmt(n['qps'])})", v >= 0.85)
+            f"{verdict_ratio(v, 0.85)} ({fmt(f['qps'])} vs {fmt(n['qps'])})", v >= 0.85)
     if f and go:
         v = f["qps"] / go["qps"]
         row("Ferry QPS ≥ 1.0 × Go net/rpc (c=100, 4 connections)",
-            f"{v:.2f}× ({fmt(f['qps'])} vs {fmt(go['qps'])})", v >= 1.0)
+            f"{verdict_ratio(v, 1.0)} ({fmt(f['qps'])} vs {fmt(go['qps'])})", v >= 1.0)
     if f and g:
         v = f["qps"] / g["qps"]
         row("Ferry QPS ≥ 6 × grpc-swift-2 (c=100, 4 connections)",
-            f"{v:.2f}× ({fmt(f['qps'])} vs {fmt(g['qps'])})", v >= 6.0)
+            f"{verdict_ratio(v, 6.0)} ({fmt(f['qps'])} vs {fmt(g['qps'])})", v >= 6.0)
     if f and n:
         v = f["latency_us"]["p99"] / n["latency_us"]["p99"]
         row("Ferry p99 ≤ 1.5 × ceiling p99 (c=100, 4 connections)",
-            f"{v:.2f}× ({fmt(f['latency_us']['p99'])} µs vs {fmt(n['latency_us']['p99'])} µs)", v <= 1.5)
+            f"{verdict_ratio(v, 1.5)} ({fmt(f['latency_us']['p99'])} µs vs {fmt(n['latency_us']['p99'])} µs)", v <= 1.5)
     f1000 = get("ferry", 1000)
     if f and f1000:
         v = f1000["qps"] / f["qps"]
         row("Ferry QPS at c=1000 ≥ 0.9 × its c=100 QPS",
-            f"{v:.2f}× ({fmt(f1000['qps'])} vs {fmt(f['qps'])})", v >= 0.9)
+            f"{verdict_ratio(v, 0.9)} ({fmt(f1000['qps'])} vs {fmt(f['qps'])})", v >= 0.9)
     ferry_idle = [r for r in idle if r["system"] == "ferry"]
     if ferry_idle:
         at_100k = next((r for r in ferry_idle if r["requested"] == 100_000), None)
