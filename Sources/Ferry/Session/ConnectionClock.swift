@@ -20,12 +20,9 @@ final class ConnectionClock {
     }
 
     /// Reads the clock for inbound bytes just read.
-    @discardableResult
-    func markRead() -> ContinuousClock.Instant {
-        let now = ContinuousClock.now
-        lastRead = now
-        latest = now
-        return now
+    func markRead() {
+        lastRead = .now
+        latest = lastRead
     }
 
     /// Reads the clock.

@@ -655,19 +655,19 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
         let route = router.handler(for: .push, path: message.serviceMethod)
         if case .synchronous(let handler)? = route, runsInPlace(on: channel) {
             let status = router.receivePush(message, synchronousHandler: handler, context: context, checkedAt: clock.latest)
-            pushHandled(message, status: status, since: context.arrival)
+            pushHandled(message, status: status, since: context.arrival, until: clock.now())
             return
         }
         startHandler(on: channel) { [self] in
-            pushHandled(message, status: await router.receivePush(message, route: route, context: context), since: context.arrival)
+            pushHandled(message, status: await router.receivePush(message, route: route, context: context), since: context.arrival, until: .now)
         }
     }
 
-    private func pushHandled(_ message: FerryMessage, status: FerryStatus, since start: ContinuousClock.Instant) {
+    private func pushHandled(_ message: FerryMessage, status: FerryStatus, since start: ContinuousClock.Instant, until end: ContinuousClock.Instant) {
         if status.code == .notFound {
             logger.warning("dropping a push to an unknown route", metadata: ["route": "\(message.serviceMethod)"])
         }
-        logExchange(.pushIn, route: message.serviceMethod, cost: start.duration(to: .now), bodyOut: 0, bodyIn: message.body.readableBytes, status: status)
+        logExchange(.pushIn, route: message.serviceMethod, cost: start.duration(to: end), bodyOut: 0, bodyIn: message.body.readableBytes, status: status)
         handlerFinished()
     }
 

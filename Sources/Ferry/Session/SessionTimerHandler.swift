@@ -67,7 +67,8 @@ final class SessionTimerHandler: ChannelDuplexHandler {
     private func start(_ context: ChannelHandlerContext) {
         guard !started else { return }
         started = true
-        lastWrite = clock.markRead()
+        clock.markRead()
+        lastWrite = lastRead
         if let interval = settings.pingInterval {
             arm(.ping, context, after: interval) { handler, context in handler.checkPing(context, interval) }
         }

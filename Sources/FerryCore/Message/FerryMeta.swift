@@ -17,7 +17,7 @@ public struct FerryMeta: Hashable, Sendable, ExpressibleByDictionaryLiteral, Seq
     // (a call's timeout, the commonest case) costs no allocation for it. Pairs are stored as a
     // struct, not as `Element` tuples: copying an optional tuple goes through the runtime's
     // generic value witnesses, and every copy of a message copies its meta.
-    fileprivate struct Pair: Hashable, Sendable {
+    fileprivate struct Pair: Sendable {
         var key: String
         var value: String
 

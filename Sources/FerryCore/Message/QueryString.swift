@@ -109,10 +109,10 @@ enum QueryString {
             // values compiles to a jump table, one mispredicted branch per byte.
             var end = start
             while end < bytes.count && bytes[end] != UInt8(ascii: "&") { end += 1 }
-            let segment = bytes[start..<end]
-            let equals = segment.firstIndex(of: UInt8(ascii: "="))
-            let escaped = segment.contains { $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: "+") }
             if end > start {
+                let segment = bytes[start..<end]
+                let equals = segment.firstIndex(of: UInt8(ascii: "="))
+                let escaped = segment.contains { $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: "+") }
                 let keyEnd = equals ?? end
                 let keyBytes = UnsafeRawBufferPointer(rebasing: bytes[start..<keyEnd])
                 let valueBytes = equals.map { UnsafeRawBufferPointer(rebasing: bytes[($0 + 1)..<end]) }
