@@ -117,6 +117,48 @@ struct CallLifecycleTests {
         await pair.close()
     }
 
+    @Test("a task cancelled before it calls gets 499 at once, and its call is neither pending nor sent")
+    func cancelledBeforeCalling() async throws {
+        let slow = SlowRoute()
+        let pair = try await makePair(configure: slow.register)
+        defer { slow.gate.fulfil(()) }
+
+        let call = Task {
+            withUnsafeCurrentTask { $0?.cancel() }
+            return await statusThrown { try await pair.session.call("/slow", (), as: Int.self) }
+        }
+        #expect(await call.value?.code == .cancelled)
+        #expect(pair.session.outstanding.pendingCalls == 0)
+        // Sent after it on the same connection and answered: the cancelled call would have
+        // reached the server first.
+        #expect(try await pair.session.call("/math/add", AddArgs(a: 1, b: 1), as: Int.self) == 2)
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(slow.started.count == 0)
+        await pair.close()
+    }
+
+    @Test("calls made together from many tasks off the event loop are each answered with their own reply")
+    func manyConcurrentCallers() async throws {
+        let pair = try await makePair()
+        let callers = 500
+        let wrong = await withTaskGroup(of: Bool.self, returning: Int.self) { group in
+            for index in 0..<callers {
+                group.addTask {
+                    // Several calls per task, so that callers woken together call together.
+                    for round in 0..<4 {
+                        let sum = try? await pair.session.call("/math/add", AddArgs(a: index, b: round), as: Int.self)
+                        if sum != index + round { return false }
+                    }
+                    return true
+                }
+            }
+            return await group.reduce(0) { $0 + ($1 ? 0 : 1) }
+        }
+        #expect(wrong == 0)
+        #expect(pair.session.outstanding.pendingCalls == 0)
+        await pair.close()
+    }
+
     @Test("closing the server peer fails every pending call promptly with 102; later calls fail with 102")
     func serverPeerCloses() async throws {
         try await expectPendingCallsFailWhenServerCloses { pair in await pair.server.close() }

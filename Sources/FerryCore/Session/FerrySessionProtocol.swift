@@ -29,6 +29,9 @@ public protocol FerrySessionProtocol: AnyObject, Sendable {
     func close() async
 }
 
+// The typed helpers are inlinable: the caller's module specializes them for its session and
+// body types, so a typed call adds no async frame, witness call or generic dispatch on top of
+// `call(_:body:codec:options:)`.
 extension FerrySessionProtocol {
     /// Calls `serviceMethod` with `args` and decodes the reply as `Reply`.
     ///
@@ -38,6 +41,7 @@ extension FerrySessionProtocol {
     /// ```swift
     /// let sum: Int = try await session.call("/math/add", Add(a: 1, b: 2))
     /// ```
+    @inlinable
     public func call<Args, Reply>(
         _ serviceMethod: String, _ args: Args, as type: Reply.Type = Reply.self,
         options: FerryCallOptions = FerryCallOptions()
@@ -47,6 +51,7 @@ extension FerrySessionProtocol {
 
     /// Calls `serviceMethod` with `args` and returns the whole reply (status, meta, body, cost)
     /// without throwing for a non-OK status.
+    @inlinable
     public func callForReply<Args>(
         _ serviceMethod: String, _ args: Args, options: FerryCallOptions = FerryCallOptions()
     ) async throws -> FerryReply {
@@ -56,13 +61,15 @@ extension FerrySessionProtocol {
     }
 
     /// Pushes `args` to `serviceMethod`; returns once the message is written.
+    @inlinable
     public func push<Args>(_ serviceMethod: String, _ args: Args, options: FerryCallOptions = FerryCallOptions()) async throws {
         let codec = options.codec ?? defaultCodec
         let body = Args.self == Void.self ? ByteBuffer() : try encodeBody { try codecs.encode(args, codec: codec) }
         try await push(serviceMethod, body: body, codec: codec, options: options)
     }
 
-    private func encodeBody(_ encode: () throws -> ByteBuffer) throws -> ByteBuffer {
+    @usableFromInline
+    func encodeBody(_ encode: () throws -> ByteBuffer) throws -> ByteBuffer {
         do {
             return try encode()
         } catch {
@@ -75,6 +82,7 @@ extension FerrySessionProtocol {
     /// Calls `serviceMethod` with a protobuf message and decodes the reply as the protobuf
     /// message `Reply`: the same as the unconstrained ``call(_:_:as:options:)``, with no search
     /// for the types' conformances per call when the body codec is ``FerryProtobufCodec``.
+    @inlinable
     public func call<Args: SwiftProtobuf.Message, Reply: SwiftProtobuf.Message>(
         _ serviceMethod: String, _ args: Args, as type: Reply.Type = Reply.self,
         options: FerryCallOptions = FerryCallOptions()
@@ -85,6 +93,7 @@ extension FerrySessionProtocol {
     /// Calls `serviceMethod` with a protobuf message and returns the whole reply: the same as
     /// the unconstrained ``callForReply(_:_:options:)``, with no search for the message type's
     /// conformance per call when the body codec is ``FerryProtobufCodec``.
+    @inlinable
     public func callForReply<Args: SwiftProtobuf.Message>(
         _ serviceMethod: String, _ args: Args, options: FerryCallOptions = FerryCallOptions()
     ) async throws -> FerryReply {
@@ -96,6 +105,7 @@ extension FerrySessionProtocol {
     /// Pushes a protobuf message to `serviceMethod`: the same as the unconstrained
     /// ``push(_:_:options:)``, with no search for the message type's conformance per push when
     /// the body codec is ``FerryProtobufCodec``.
+    @inlinable
     public func push<Args: SwiftProtobuf.Message>(
         _ serviceMethod: String, _ args: Args, options: FerryCallOptions = FerryCallOptions()
     ) async throws {
