@@ -1,4 +1,5 @@
 @testable import Ferry
+import Foundation
 import Logging
 import NIOCore
 import Testing
@@ -137,6 +138,32 @@ struct CallLifecycleTests {
         await pair.close()
     }
 
+    @Test("a call cancelled while it waits for its connection's event loop is not sent")
+    func cancelledWhileQueued() async throws {
+        let slow = SlowRoute()
+        let pair = try await makePair(configure: slow.register)
+        defer { slow.gate.fulfil(()) }
+
+        // The client connection's event loop is busy for a second, so the call waits in the
+        // session's outbox until then.
+        let busy = pair.session.channel.eventLoop.submit { Thread.sleep(forTimeInterval: 1) }
+        let call = Task {
+            await statusThrown { try await pair.session.call("/slow", (), as: Int.self) }
+        }
+        #expect(await eventually { pair.session.outstanding.unsentCalls == 1 })
+        call.cancel()
+        #expect(await call.value?.code == .cancelled)
+        try await busy.get()
+        #expect(await eventually { pair.session.outstanding.unsentCalls == 0 })
+        // Sent after it on the same connection and answered: the cancelled call, had it been
+        // sent, would have reached the server first.
+        #expect(try await pair.session.call("/math/add", AddArgs(a: 1, b: 1), as: Int.self) == 2)
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(slow.started.count == 0)
+        #expect(pair.session.outstanding.pendingCalls == 0)
+        await pair.close()
+    }
+
     @Test("calls made together from many tasks off the event loop are each answered with their own reply")
     func manyConcurrentCallers() async throws {
         let pair = try await makePair()
@@ -156,6 +183,7 @@ struct CallLifecycleTests {
         }
         #expect(wrong == 0)
         #expect(pair.session.outstanding.pendingCalls == 0)
+        #expect(pair.session.outstanding.unsentCalls == 0)
         await pair.close()
     }
 

@@ -243,20 +243,22 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
     }
 
     /// Gives `message` its seq, runs the before-write hook on it, and returns the connection to
-    /// write it on. When the connection is open and can take bytes, the seq and the connection
-    /// come from one turn of the lock, with no wait; otherwise it waits as
-    /// ``writableChannel(before:)`` does.
+    /// write it on, waiting as ``writableChannel(before:)`` does while it cannot take bytes.
+    /// Without a hook, when the connection is open and writable, the seq and the connection
+    /// come from one turn of the lock. A hook runs before the connection is chosen, so that a
+    /// connection lost while it runs is waited for (or refused) like any other.
     @inline(__always)
     private func prepareToSend(_ message: inout FerryMessage, before deadline: NIODeadline) async throws -> any Channel {
-        let ready: (seq: Int32, channel: any Channel)? = state.withLock { state in
-            guard state.phase == .open, !state.goingAway, state.channel.isWritable else { return nil }
-            state.nextSeq &+= 1
-            return (state.nextSeq, state.channel)
-        }
-        if let ready {
-            message.seq = ready.seq
-            try prepareForWrite(&message)
-            return ready.channel
+        if peer.configuration.hooks.beforeWrite == nil {
+            let ready: (seq: Int32, channel: any Channel)? = state.withLock { state in
+                guard state.phase == .open, !state.goingAway, state.channel.isWritable else { return nil }
+                state.nextSeq &+= 1
+                return (state.nextSeq, state.channel)
+            }
+            if let ready {
+                message.seq = ready.seq
+                return ready.channel
+            }
         }
         message.seq = try nextSeq()
         try prepareForWrite(&message)
@@ -431,12 +433,15 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
 
     /// On the event loop the drain was scheduled on: hands the outbox's CALLs to their
     /// connections' encoders, in the order they were made. A call whose connection is on
-    /// another loop (one dialled since it was made) hops there.
+    /// another loop (one dialled since the drain was scheduled) hops there. A call that has
+    /// failed meanwhile (cancelled, past its deadline, its connection lost) is not sent: nobody
+    /// waits for its reply.
     private func drainOutbox() {
         var calls: [OutboundCall] = []
         state.withLock { state in
             state.outboxDrainScheduled = false
             swap(&calls, &state.outbox)
+            calls.removeAll { state.pending[$0.message.seq] == nil }
         }
         var current: (channel: ObjectIdentifier, encoder: MessageEncoderHandler)?
         for call in calls {
@@ -499,10 +504,13 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
         call.continuation.resume(throwing: status)
     }
 
-    /// What the session is holding on to: calls awaiting replies and suspended senders. All
-    /// zero when nothing is in progress; tests use it to show nothing leaks.
-    var outstanding: (pendingCalls: Int, reconnectWaiters: Int, writabilityWaiters: Int, handlers: Int) {
-        state.withLock { ($0.pending.count, $0.reconnectWaiters.count, $0.writabilityWaiters.count, $0.handlersRunning) }
+    /// What the session is holding on to: calls awaiting replies, calls not yet handed to their
+    /// connection, and suspended senders. All zero when nothing is in progress; tests use it to
+    /// show nothing leaks.
+    var outstanding: (pendingCalls: Int, unsentCalls: Int, reconnectWaiters: Int, writabilityWaiters: Int, handlers: Int) {
+        state.withLock {
+            ($0.pending.count, $0.outbox.count, $0.reconnectWaiters.count, $0.writabilityWaiters.count, $0.handlersRunning)
+        }
     }
 
     /// Draining side: idle, and nothing arrived for `quietPeriod` since the go-away was sent or
