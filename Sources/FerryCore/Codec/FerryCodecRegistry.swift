@@ -10,12 +10,26 @@ import SwiftProtobuf
 public struct FerryCodecRegistry: Sendable {
     // A handful of codecs: a scan of their ids is cheaper than hashing one. The ids have an
     // array of their own, so that a lookup compares bytes and copies no existential until it
-    // returns one. `codecs[i]` has the id `ids[i]`.
-    private var ids: [FerryCodecID] = []
-    private var codecs: [any FerryCodec] = []
-    // Whether `p` is Ferry's own protobuf codec, whose work on a message type known at compile
-    // time needs no dynamic cast (see the `SwiftProtobuf.Message` overloads below).
-    private var protobufIsStandard = false
+    // returns one. `codecs[i]` has the id `ids[i]`. Both sit in one immutable object, replaced
+    // when a codec is registered: a copy of the registry (one per call made or handled) then
+    // counts one reference, not one per array.
+    private final class Entries: Sendable {
+        let ids: [FerryCodecID]
+        let codecs: [any FerryCodec]
+        // Whether `p` is Ferry's own protobuf codec, whose work on a message type known at
+        // compile time needs no dynamic cast (see the `SwiftProtobuf.Message` overloads below).
+        let protobufIsStandard: Bool
+
+        init(ids: [FerryCodecID], codecs: [any FerryCodec]) {
+            self.ids = ids
+            self.codecs = codecs
+            protobufIsStandard = ids.firstIndex(of: .protobuf).map { codecs[$0] is FerryProtobufCodec } ?? false
+        }
+    }
+    private var entries = Entries(ids: [], codecs: [])
+    private var ids: [FerryCodecID] { entries.ids }
+    private var codecs: [any FerryCodec] { entries.codecs }
+    private var protobufIsStandard: Bool { entries.protobufIsStandard }
 
     /// A registry with no codecs.
     public static var empty: FerryCodecRegistry { FerryCodecRegistry() }
@@ -34,14 +48,15 @@ public struct FerryCodecRegistry: Sendable {
 
     /// Adds `codec`, replacing any codec with the same id.
     public mutating func register(_ codec: any FerryCodec) {
-        let id = codec.id
-        if let index = ids.firstIndex(of: id) {
+        var ids = ids
+        var codecs = codecs
+        if let index = ids.firstIndex(of: codec.id) {
             codecs[index] = codec
         } else {
-            ids.append(id)
+            ids.append(codec.id)
             codecs.append(codec)
         }
-        if id == .protobuf { protobufIsStandard = codec is FerryProtobufCodec }
+        entries = Entries(ids: ids, codecs: codecs)
     }
 
     /// The codec registered for `id`, if any.

@@ -23,6 +23,8 @@ public final class FerryContext: Sendable {
 
     /// When the message was read: its deadline and its handling time are measured from here.
     package let arrival: ContinuousClock.Instant
+    /// The session's codecs, read once: a typed route decodes, chooses and encodes with them.
+    package let codecs: FerryCodecRegistry
 
     /// Creates a context for `message` arriving on `session` now.
     public convenience init(session: any FerrySessionProtocol, message: FerryMessage, logger: Logger) {
@@ -35,6 +37,7 @@ public final class FerryContext: Sendable {
         self.message = message
         self.logger = logger
         self.arrival = arrival
+        self.codecs = session.codecs
         self.deadline = FerryDeadline.deadline(from: message.meta, arrival: arrival)
     }
 
@@ -67,7 +70,6 @@ public final class FerryContext: Sendable {
     /// codec (if this side knows it), else the request's codec, else the session default.
     public var resolvedReplyCodec: FerryCodecID {
         if let chosen = replyCodec { return chosen }
-        let codecs = session.codecs
         if let accepted = message.meta[FerryCallOptions.acceptCodecMetaKey], let raw = UInt8(accepted),
             raw != 0, codecs.contains(FerryCodecID(rawValue: raw))
         {

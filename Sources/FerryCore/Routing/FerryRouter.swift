@@ -246,7 +246,7 @@ extension FerryRouteRegistrar {
 private func decodeArguments<Args>(_ typed: TypedBody<Args>, from message: FerryMessage, context: FerryContext) throws -> Args {
     if Args.self == Void.self { return () as! Args }
     do {
-        return try typed.decode(from: message.body, codec: message.bodyCodec, codecs: context.session.codecs)
+        return try typed.decode(from: message.body, codec: message.bodyCodec, codecs: context.codecs)
     } catch {
         throw FerryStatus.badMessage("\(error)")
     }
@@ -258,7 +258,7 @@ private func encodeResponse<Reply>(_ reply: Reply, _ typed: TypedBody<Reply>, co
         return FerryResponse(meta: context.replyMeta, bodyCodec: codec)
     }
     do {
-        let body = try typed.encode(reply, codec: codec, codecs: context.session.codecs)
+        let body = try typed.encode(reply, codec: codec, codecs: context.codecs)
         return FerryResponse(meta: context.replyMeta, bodyCodec: codec, body: body)
     } catch {
         throw FerryStatus(.internalServerError, "Internal Server Error", cause: "cannot encode the reply: \(error)")
