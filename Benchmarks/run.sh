@@ -12,7 +12,8 @@
 # caller; plus Ferry with the body passed through raw, and the raw NIO ceiling doing the
 # workload's protobuf work, at 100/4; REPEAT rounds, the median
 # reported. Server and client are separate processes on 127.0.0.1 with 2 event-loop threads each
-# (GOMAXPROCS=2 for Go). About 12 minutes on 2 cores with the defaults.
+# (GOMAXPROCS=2 for Go); the Swift clients' callers run on their connections' event loops
+# (grpc-swift-2's on the cooperative pool). About 12 minutes on 2 cores with the defaults.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)

@@ -75,6 +75,18 @@ def median_rows(rows):
     return chosen
 
 
+def callers_sentence(rows):
+    """Where the Swift clients' callers ran, from the rows' `callers` field."""
+    on_loop = sorted({NAMES.get(key(r)[0], r["system"]) for r in rows if r.get("callers") == "loop"})
+    on_pool = sorted({NAMES.get(key(r)[0], r["system"]) for r in rows if r.get("callers") == "pool"})
+    parts = []
+    if on_loop:
+        parts.append("the callers of " + ", ".join(on_loop) + " run on their connections' event loops")
+    if on_pool:
+        parts.append("those of " + ", ".join(on_pool) + " on Swift's cooperative pool")
+    return ("; ".join(parts) + "; ") if parts else ""
+
+
 def e2e_section(rows, meta):
     by = median_rows(rows)
     rounds = max(len(r["qps_rounds"]) for r in by.values())
@@ -82,8 +94,9 @@ def e2e_section(rows, meta):
     out.append(f"Run {meta.get('date', '?')} on {meta.get('machine', '?')}: `{meta.get('command', '?')}`. "
                f"{meta.get('duration', '?')} s measured per point after a {meta.get('warmup', '?')} s warm-up, "
                f"{rounds} round(s) over the whole matrix with the systems taking turns at each point, the median round shown; "
-               "every process has 2 event-loop threads (GOMAXPROCS=2 for Go); client and server are separate "
-               "processes on 127.0.0.1 and share the machine's 2 cores. "
+               "every process has 2 event-loop threads (GOMAXPROCS=2 for Go); "
+               f"{callers_sentence(rows)}"
+               "client and server are separate processes on 127.0.0.1 and share the machine's 2 cores. "
                f"Load average (1 min) before the run {meta.get('load_before', '?')}, after it {meta.get('load_after', '?')} "
                "(anything above about 2 is other work on the machine: the ratios within the run are what to read).")
     out.append("")

@@ -15,10 +15,10 @@ final class RecordingSession: FerrySessionProtocol {
     private let storedID = Mutex("127.0.0.1:1")
     var id: String { storedID.withLock { $0 } }
     func setID(_ newID: String) { storedID.withLock { $0 = newID } }
-    func call(_ serviceMethod: String, body: ByteBuffer, codec: FerryCodecID, options: FerryCallOptions) async throws -> FerryReply {
+    nonisolated(nonsending) func call(_ serviceMethod: String, body: ByteBuffer, codec: FerryCodecID, options: FerryCallOptions) async throws -> FerryReply {
         throw FerryStatus(.connectionClosed, "not connected")
     }
-    func push(_ serviceMethod: String, body: ByteBuffer, codec: FerryCodecID, options: FerryCallOptions) async throws {}
+    nonisolated(nonsending) func push(_ serviceMethod: String, body: ByteBuffer, codec: FerryCodecID, options: FerryCallOptions) async throws {}
     func close() async {}
 
     init(codecs: FerryCodecRegistry = .standard) { self.codecs = codecs }

@@ -32,11 +32,11 @@ final class StubSession: FerrySessionProtocol {
 
     func setID(_ newID: String) {}
 
-    func call(_ serviceMethod: String, body: ByteBuffer, codec: FerryCodecID, options: FerryCallOptions) async throws -> FerryReply {
+    nonisolated(nonsending) func call(_ serviceMethod: String, body: ByteBuffer, codec: FerryCodecID, options: FerryCallOptions) async throws -> FerryReply {
         throw FerryStatus.connectionClosed("stub session")
     }
 
-    func push(_ serviceMethod: String, body: ByteBuffer, codec: FerryCodecID, options: FerryCallOptions) async throws {
+    nonisolated(nonsending) func push(_ serviceMethod: String, body: ByteBuffer, codec: FerryCodecID, options: FerryCallOptions) async throws {
         throw FerryStatus.connectionClosed("stub session")
     }
 

@@ -37,6 +37,9 @@ struct ClientCommand: AsyncParsableCommand {
     @Option(name: .long, help: "ferry-client only: send a backup request after this many milliseconds without a reply.")
     var backupDelayMs: Int?
 
+    @Option(name: .long, help: "Where the callers run: loop (each on its connection's event loop; grpc and ferry-client callers stay on the pool) or pool (Swift's global concurrent executor).")
+    var callers: CallerPlacement = .loop
+
     @Flag(name: .long, help: "Print the result as one JSON object instead of a table.")
     var json = false
 
@@ -64,7 +67,8 @@ struct ClientCommand: AsyncParsableCommand {
             concurrency: concurrency,
             calls: duration == nil ? calls : nil,
             duration: duration.map { .milliseconds(Int64($0 * 1000)) },
-            warmup: .milliseconds(Int64(warmup * 1000))
+            warmup: .milliseconds(Int64(warmup * 1000)),
+            callers: callers
         )
         let measurement: LoadMeasurement
         var attempts: FerryClientBench.Attempts?

@@ -51,6 +51,7 @@ enum FerryBenchClient {
         let request = Workload.message
         let rawRequest = ByteBuffer(bytes: Workload.encoded)
         let options = FerryCallOptions(codec: .protobuf)
+        var eventLoopExecutor: (any TaskExecutor)? { session.taskExecutor }
 
         func call() async throws {
             switch codec {

@@ -1,10 +1,32 @@
 import Histogram
+import NIOCore
 import Synchronization
 
 /// One connection (or client) that callers share: `call` makes one request and waits for the
 /// reply, encoding and decoding as the system does.
 protocol CallTarget: Sendable {
     func call() async throws
+    /// The executor of the event loop this target's connection runs on, where its callers run
+    /// with `--callers loop`; nil when the system has no single loop per connection.
+    var eventLoopExecutor: (any TaskExecutor)? { get }
+}
+
+extension CallTarget {
+    var eventLoopExecutor: (any TaskExecutor)? { nil }
+}
+
+/// A task executor that runs jobs on one event loop: where the raw NIO systems' callers run
+/// with `--callers loop`. Ferry's callers use `FerrySession.taskExecutor`, which does the same;
+/// the ceiling keeps its own, so that it runs no code of Ferry's.
+final class EventLoopExecutor: TaskExecutor {
+    let eventLoop: any EventLoop
+
+    init(_ eventLoop: any EventLoop) { self.eventLoop = eventLoop }
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        eventLoop.execute { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
+    }
 }
 
 /// How long and how hard to load.
@@ -17,6 +39,8 @@ struct LoadPlan: Sendable {
     var duration: Duration?
     /// Load before measuring.
     var warmup: Duration
+    /// Where the callers run.
+    var callers: CallerPlacement = .loop
 }
 
 /// What one run measured.
@@ -29,6 +53,9 @@ struct LoadMeasurement: Sendable {
     var firstError: String?
     /// From the end of the warm-up to the last measured call's reply.
     var elapsed: Duration
+    /// Where the callers ran: on their connections' event loops only when the plan asked for it
+    /// and every target has one.
+    var callers: CallerPlacement
 
     var succeeded: Int { Int(latency.totalCount) }
     var queriesPerSecond: Double {
@@ -48,6 +75,7 @@ enum LoadGenerator {
         let measureStart = clock.now.advanced(by: plan.warmup)
         let measureEnd = plan.duration.map { measureStart.advanced(by: $0) }
         let remaining = CallBudget(plan.calls ?? 0)
+        let callersOnLoops = plan.callers == .loop && targets.allSatisfy { $0.eventLoopExecutor != nil }
 
         struct CallerResult: Sendable {
             var latency: Histogram<UInt64>
@@ -59,7 +87,7 @@ enum LoadGenerator {
         let results = await withTaskGroup(of: CallerResult.self, returning: [CallerResult].self) { group in
             for index in 0..<plan.concurrency {
                 let target = targets[index % targets.count]
-                group.addTask {
+                group.addTask(executorPreference: callersOnLoops ? target.eventLoopExecutor : nil) {
                     var latency = Histogram<UInt64>(
                         highestTrackableValue: highestTrackableLatency, numberOfSignificantValueDigits: .three)
                     var errors = 0
@@ -110,7 +138,9 @@ enum LoadGenerator {
             if firstError == nil { firstError = result.firstError }
             if result.finished > lastFinish { lastFinish = result.finished }
         }
-        return LoadMeasurement(latency: latency, errors: errors, firstError: firstError, elapsed: measureStart.duration(to: lastFinish))
+        return LoadMeasurement(
+            latency: latency, errors: errors, firstError: firstError, elapsed: measureStart.duration(to: lastFinish),
+            callers: callersOnLoops ? .loop : .pool)
     }
 }
 

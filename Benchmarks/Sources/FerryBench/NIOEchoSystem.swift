@@ -199,6 +199,8 @@ extension EchoClientHandler: Sendable {}
 /// A framed request/response connection used from async callers.
 struct FramedConnection: Sendable {
     let channel: any Channel
+    /// Runs callers on the connection's event loop.
+    let executor: EventLoopExecutor
 
     static func connect(
         host: String, port: Int, group: any EventLoopGroup, bindTo source: SocketAddress? = nil
@@ -213,7 +215,8 @@ struct FramedConnection: Sendable {
                 }
             }
         if let source { bootstrap = bootstrap.bind(to: source) }
-        return FramedConnection(channel: try await bootstrap.connect(host: host, port: port).get())
+        let channel = try await bootstrap.connect(host: host, port: port).get()
+        return FramedConnection(channel: channel, executor: EventLoopExecutor(channel.eventLoop))
     }
 
     /// Sends `frame` and returns the next frame that comes back.
@@ -231,6 +234,7 @@ enum NIOEchoClient {
     struct Target: CallTarget {
         let connection: FramedConnection
         let frame = echoFrame()
+        var eventLoopExecutor: (any TaskExecutor)? { connection.executor }
 
         func call() async throws {
             let reply = try await connection.exchange(frame)
@@ -246,6 +250,7 @@ enum NIOEchoClient {
         let connection: FramedConnection
         let request = Workload.message
         let allocator = ByteBufferAllocator()
+        var eventLoopExecutor: (any TaskExecutor)? { connection.executor }
 
         func call() async throws {
             let reply = try await connection.exchange(try protobufFrame(request, allocator: allocator))

@@ -18,6 +18,18 @@ enum BenchSystem: String, ExpressibleByArgument, CaseIterable, Codable, Sendable
     case grpc
 }
 
+/// Where the load generator's callers run.
+enum CallerPlacement: String, ExpressibleByArgument, CaseIterable, Codable, Sendable {
+    /// Each caller's task prefers the event loop of its connection: it writes its requests and
+    /// takes its replies on the thread that owns the socket, without crossing threads. Systems
+    /// whose client does not expose one loop per connection (grpc-swift-2, ferry-client) run
+    /// their callers on the pool.
+    case loop
+    /// Every caller's task runs on Swift's global concurrent executor (the cooperative pool),
+    /// so each call crosses from the caller's thread to the connection's loop and back.
+    case pool
+}
+
 /// What travels in the body.
 enum BodyCodec: String, ExpressibleByArgument, CaseIterable, Codable, Sendable {
     /// The `BenchmarkMessage` encoded and decoded with SwiftProtobuf on both sides (the workload).

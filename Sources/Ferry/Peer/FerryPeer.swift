@@ -43,8 +43,9 @@ public final class FerryPeer: Sendable {
     /// The logger; each session adds its remote address.
     public let logger: Logger
     private let eventLoopGroup: any EventLoopGroup
-    /// Handler tasks' executors, one per event loop (``Configuration/handlerExecution``).
-    let handlerExecutors: EventLoopTaskExecutors
+    /// One task executor per event loop: for handler tasks (``Configuration/handlerExecution``)
+    /// and for callers (``FerrySession/taskExecutor``).
+    let eventLoopExecutors: EventLoopTaskExecutors
     private let listeners = Mutex<[FerryListener]>([])
     /// Every connection's session, ready or not, so shutdown reaches them all.
     private let connections = Mutex<[ObjectIdentifier: FerrySession]>([:])
@@ -72,7 +73,7 @@ public final class FerryPeer: Sendable {
     ) {
         self.configuration = configuration
         self.eventLoopGroup = eventLoopGroup
-        self.handlerExecutors = EventLoopTaskExecutors(eventLoopGroup)
+        self.eventLoopExecutors = EventLoopTaskExecutors(eventLoopGroup)
         self.logger = logger
         self.router = FerryRouter()
         self.hub = FerrySessionHub()

@@ -2,7 +2,8 @@ import NIOCore
 
 /// A task executor that runs jobs on one event loop. Handler tasks started with it as their
 /// preference run on the thread that reads and writes their connection, so a call is handled
-/// and answered without crossing threads.
+/// and answered without crossing threads; callers that prefer it (``FerrySession/taskExecutor``)
+/// send their calls and take their replies there.
 final class EventLoopTaskExecutor: TaskExecutor {
     let eventLoop: any EventLoop
 

@@ -20,10 +20,14 @@ public protocol FerrySessionProtocol: AnyObject, Sendable {
     ///
     /// A reply with any status is returned; failures on this side (timeout, cancellation,
     /// connection closed, write failed) are thrown as ``FerryStatus``.
-    func call(_ serviceMethod: String, body: ByteBuffer, codec: FerryCodecID, options: FerryCallOptions) async throws -> FerryReply
+    ///
+    /// `call` and `push`, and the typed helpers below, run on the caller's executor (they are
+    /// `nonisolated(nonsending)`): a call made on an actor or an event loop builds and queues
+    /// its message there, with no hop to the global executor and back.
+    nonisolated(nonsending) func call(_ serviceMethod: String, body: ByteBuffer, codec: FerryCodecID, options: FerryCallOptions) async throws -> FerryReply
 
     /// Sends a PUSH with an encoded body; returns once it is written.
-    func push(_ serviceMethod: String, body: ByteBuffer, codec: FerryCodecID, options: FerryCallOptions) async throws
+    nonisolated(nonsending) func push(_ serviceMethod: String, body: ByteBuffer, codec: FerryCodecID, options: FerryCallOptions) async throws
 
     /// Closes the connection; pending calls fail with status 102.
     func close() async
@@ -42,7 +46,7 @@ extension FerrySessionProtocol {
     /// let sum: Int = try await session.call("/math/add", Add(a: 1, b: 2))
     /// ```
     @inlinable
-    public func call<Args, Reply>(
+    nonisolated(nonsending) public func call<Args, Reply>(
         _ serviceMethod: String, _ args: Args, as type: Reply.Type = Reply.self,
         options: FerryCallOptions = FerryCallOptions()
     ) async throws -> Reply {
@@ -52,7 +56,7 @@ extension FerrySessionProtocol {
     /// Calls `serviceMethod` with `args` and returns the whole reply (status, meta, body, cost)
     /// without throwing for a non-OK status.
     @inlinable
-    public func callForReply<Args>(
+    nonisolated(nonsending) public func callForReply<Args>(
         _ serviceMethod: String, _ args: Args, options: FerryCallOptions = FerryCallOptions()
     ) async throws -> FerryReply {
         let codec = options.codec ?? defaultCodec
@@ -62,7 +66,7 @@ extension FerrySessionProtocol {
 
     /// Pushes `args` to `serviceMethod`; returns once the message is written.
     @inlinable
-    public func push<Args>(_ serviceMethod: String, _ args: Args, options: FerryCallOptions = FerryCallOptions()) async throws {
+    nonisolated(nonsending) public func push<Args>(_ serviceMethod: String, _ args: Args, options: FerryCallOptions = FerryCallOptions()) async throws {
         let codec = options.codec ?? defaultCodec
         let body = Args.self == Void.self ? ByteBuffer() : try encodeBody { try codecs.encode(args, codec: codec) }
         try await push(serviceMethod, body: body, codec: codec, options: options)
@@ -83,7 +87,7 @@ extension FerrySessionProtocol {
     /// message `Reply`: the same as the unconstrained ``call(_:_:as:options:)``, with no search
     /// for the types' conformances per call when the body codec is ``FerryProtobufCodec``.
     @inlinable
-    public func call<Args: SwiftProtobuf.Message, Reply: SwiftProtobuf.Message>(
+    nonisolated(nonsending) public func call<Args: SwiftProtobuf.Message, Reply: SwiftProtobuf.Message>(
         _ serviceMethod: String, _ args: Args, as type: Reply.Type = Reply.self,
         options: FerryCallOptions = FerryCallOptions()
     ) async throws -> Reply {
@@ -94,7 +98,7 @@ extension FerrySessionProtocol {
     /// the unconstrained ``callForReply(_:_:options:)``, with no search for the message type's
     /// conformance per call when the body codec is ``FerryProtobufCodec``.
     @inlinable
-    public func callForReply<Args: SwiftProtobuf.Message>(
+    nonisolated(nonsending) public func callForReply<Args: SwiftProtobuf.Message>(
         _ serviceMethod: String, _ args: Args, options: FerryCallOptions = FerryCallOptions()
     ) async throws -> FerryReply {
         let codec = options.codec ?? defaultCodec
@@ -106,7 +110,7 @@ extension FerrySessionProtocol {
     /// ``push(_:_:options:)``, with no search for the message type's conformance per push when
     /// the body codec is ``FerryProtobufCodec``.
     @inlinable
-    public func push<Args: SwiftProtobuf.Message>(
+    nonisolated(nonsending) public func push<Args: SwiftProtobuf.Message>(
         _ serviceMethod: String, _ args: Args, options: FerryCallOptions = FerryCallOptions()
     ) async throws {
         let codec = options.codec ?? defaultCodec
