@@ -34,7 +34,9 @@ final class MessageEncoderHandler: ChannelOutboundHandler {
     /// so that scheduling it allocates nothing.
     private var flushAtEndOfTick: (@Sendable () -> Void)?
 
-    private static let largestStartingCapacity = 256 << 10
+    /// The most a new batch starts with. Batches stay below the allocator's threshold for
+    /// mapping fresh pages (glibc's is 128 KiB at first), which would fault on every tick.
+    private static let largestStartingCapacity = batchWriteThreshold
     /// The size at which a batch is handed down before the end of its tick.
     static let batchWriteThreshold = 64 << 10
 
@@ -96,13 +98,25 @@ final class MessageEncoderHandler: ChannelOutboundHandler {
         writeBatch(context: context)
     }
 
-    /// Encodes `message` at the end of the batch; on failure the batch is as it was.
+    /// Encodes `message` at the end of the batch; on failure the batch is as it was. A batch
+    /// of ``largestStartingCapacity`` or more without room for the message goes down first
+    /// rather than grow: a buffer doubles when it grows, which would take it past the threshold
+    /// of fresh pages. Smaller batches grow.
     private func append(_ message: FerryMessage, context: ChannelHandlerContext) throws {
+        if let batch, batch.capacity >= Self.largestStartingCapacity, batch.writableBytes < Self.frameEstimate(message) {
+            writeBatch(context: context)
+        }
         // Taken out while it grows, so that the buffer stays uniquely referenced. Only the
         // tick's first message asks the channel for its allocator.
         var buffer = batch.take() ?? context.channel.allocator.buffer(capacity: max(batchCapacity, 64 + message.body.readableBytes))
         defer { if buffer.readableBytes > 0 { batch = buffer } }
         try proto.encodeMessage(message, into: &buffer)
+    }
+
+    /// Room enough for the frame of `message` in the usual case: its body plus a header with
+    /// a route and a little meta.
+    private static func frameEstimate(_ message: FerryMessage) -> Int {
+        256 + message.serviceMethod.utf8.count + message.body.readableBytes
     }
 
     func flush(context: ChannelHandlerContext) {
