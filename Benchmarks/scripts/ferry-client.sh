@@ -37,9 +37,11 @@ start_server() {  # port, extra flags…
 
 echo "== overhead (load: $(cut -d' ' -f1-3 /proc/loadavg))"
 start_server 9301
+# FerryClient's callers run on the cooperative pool (its calls go to whichever pooled session the
+# balancer picks), so the dialled sessions' callers do too: the same placement on both sides.
 for round in $(seq "$REPEAT"); do
     for system in ferry ferry-client; do
-        "$bin" client --system "$system" --port 9301 --concurrency 100 --connections 4 \
+        "$bin" client --system "$system" --port 9301 --concurrency 100 --connections 4 --callers pool \
             --duration "$DURATION" --warmup "$WARMUP" --json | tee "$results/overhead-$system-$round.json"
     done
 done

@@ -155,8 +155,8 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
     ///
     /// A task that prefers it makes its calls without leaving that thread: the CALL is encoded
     /// as it is made and the task resumes on the loop that read the reply, where a task on the
-    /// global concurrent executor crosses threads twice per call. Under load that is about half
-    /// the client's CPU per call (see BENCHMARKS.md).
+    /// global concurrent executor crosses threads twice per call. Under load those crossings
+    /// are about 40 % of the client's CPU per call (see BENCHMARKS.md).
     ///
     /// ```swift
     /// try await withTaskExecutorPreference(session.taskExecutor) {
