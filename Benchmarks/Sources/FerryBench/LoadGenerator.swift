@@ -78,7 +78,7 @@ enum LoadGenerator {
         let callersOnLoops = plan.callers == .loop && targets.allSatisfy { $0.eventLoopExecutor != nil }
 
         struct CallerResult: Sendable {
-            var latency: Histogram<UInt64>
+            var latency: LatencyRecorder
             var errors: Int
             var firstError: String?
             var finished: ContinuousClock.Instant
@@ -88,8 +88,7 @@ enum LoadGenerator {
             for index in 0..<plan.concurrency {
                 let target = targets[index % targets.count]
                 group.addTask(executorPreference: callersOnLoops ? target.eventLoopExecutor : nil) {
-                    var latency = Histogram<UInt64>(
-                        highestTrackableValue: highestTrackableLatency, numberOfSignificantValueDigits: .three)
+                    var latency = LatencyRecorder()
                     var errors = 0
                     var firstError: String?
                     while clock.now < measureStart {
@@ -112,7 +111,7 @@ enum LoadGenerator {
                             let elapsed = start.duration(to: clock.now)
                             let nanoseconds = elapsed.components.seconds * 1_000_000_000
                                 + elapsed.components.attoseconds / 1_000_000_000
-                            _ = latency.record(UInt64(max(1, min(nanoseconds, Int64(highestTrackableLatency)))))
+                            latency.record(UInt64(max(1, min(nanoseconds, Int64(highestTrackableLatency)))))
                         } catch {
                             errors += 1
                             if firstError == nil || firstError!.hasPrefix("warm-up") { firstError = "\(error)" }
@@ -133,7 +132,7 @@ enum LoadGenerator {
         var firstError: String?
         var lastFinish = measureStart
         for result in results {
-            latency.add(result.latency)
+            result.latency.add(to: &latency)
             errors += result.errors
             if firstError == nil { firstError = result.firstError }
             if result.finished > lastFinish { lastFinish = result.finished }
@@ -141,6 +140,35 @@ enum LoadGenerator {
         return LoadMeasurement(
             latency: latency, errors: errors, firstError: firstError, elapsed: measureStart.duration(to: lastFinish),
             callers: callersOnLoops ? .loop : .pool)
+    }
+}
+
+/// One caller's latencies in nanoseconds. They are kept in the order they come and go into a
+/// histogram a few thousand at a time: a histogram of this range and precision is over 200 KB,
+/// and recording into a thousand callers' histograms, one sample each, missed the caches on
+/// every call.
+struct LatencyRecorder: Sendable {
+    private static let batch = 4096
+    private var histogram: Histogram<UInt64>?
+    private var samples: [UInt64] = []
+
+    mutating func record(_ nanoseconds: UInt64) {
+        samples.append(nanoseconds)
+        if samples.count == Self.batch { flush() }
+    }
+
+    /// Adds every sample to `total`.
+    func add(to total: inout Histogram<UInt64>) {
+        if let histogram { total.add(histogram) }
+        for sample in samples { _ = total.record(sample) }
+    }
+
+    private mutating func flush() {
+        if histogram == nil {
+            histogram = Histogram(highestTrackableValue: LoadGenerator.highestTrackableLatency, numberOfSignificantValueDigits: .three)
+        }
+        for sample in samples { _ = histogram!.record(sample) }
+        samples.removeAll(keepingCapacity: true)
     }
 }
 
