@@ -167,20 +167,8 @@ struct CallLifecycleTests {
     @Test("calls made together from many tasks off the event loop are each answered with their own reply")
     func manyConcurrentCallers() async throws {
         let pair = try await makePair()
-        let callers = 500
-        let wrong = await withTaskGroup(of: Bool.self, returning: Int.self) { group in
-            for index in 0..<callers {
-                group.addTask {
-                    // Several calls per task, so that callers woken together call together.
-                    for round in 0..<4 {
-                        let sum = try? await pair.session.call("/math/add", AddArgs(a: index, b: round), as: Int.self)
-                        if sum != index + round { return false }
-                    }
-                    return true
-                }
-            }
-            return await group.reduce(0) { $0 + ($1 ? 0 : 1) }
-        }
+        // Several calls per task, so that callers woken together call together.
+        let wrong = await wrongReplies(on: pair.session, callers: 500, calls: 4)
         #expect(wrong == 0)
         #expect(pair.session.outstanding.pendingCalls == 0)
         #expect(pair.session.outstanding.unsentCalls == 0)

@@ -34,20 +34,7 @@ struct CallerExecutorTests {
     @Test("many callers on the session's executor each get their own replies")
     func manyCallersOnTheLoop() async throws {
         let pair = try await makePair()
-        let session = pair.session
-        let wrong = try await withThrowingTaskGroup(of: Int.self) { group in
-            for caller in 0..<200 {
-                group.addTask(executorPreference: session.taskExecutor) {
-                    var wrong = 0
-                    for call in 0..<5 {
-                        let sum = try await session.call("/math/add", AddArgs(a: caller, b: call * 1000), as: Int.self)
-                        if sum != caller + call * 1000 { wrong += 1 }
-                    }
-                    return wrong
-                }
-            }
-            return try await group.reduce(0, +)
-        }
+        let wrong = await wrongReplies(on: pair.session, callers: 200, calls: 5, executor: pair.session.taskExecutor)
         #expect(wrong == 0)
         await pair.close()
     }

@@ -83,6 +83,25 @@ func expectServerStillServes(_ address: FerryAddress, sourceLocation: SourceLoca
     await client.close()
 }
 
+/// Makes `calls` `/math/add` calls in a row from each of `callers` tasks started together on
+/// `session` (preferring `executor`, if given), and returns how many calls failed or got a reply
+/// other than their own.
+func wrongReplies(on session: FerrySession, callers: Int, calls: Int, executor: (any TaskExecutor)? = nil) async -> Int {
+    await withTaskGroup(of: Int.self, returning: Int.self) { group in
+        for caller in 0..<callers {
+            group.addTask(executorPreference: executor) {
+                var wrong = 0
+                for call in 0..<calls {
+                    let sum = try? await session.call("/math/add", AddArgs(a: caller, b: call * 1000), as: Int.self)
+                    if sum != caller + call * 1000 { wrong += 1 }
+                }
+                return wrong
+            }
+        }
+        return await group.reduce(0, +)
+    }
+}
+
 /// The status thrown by `body`, or nil when it does not throw a ``FerryStatus``.
 func statusThrown<T>(_ body: () async throws -> T) async -> FerryStatus? {
     do {

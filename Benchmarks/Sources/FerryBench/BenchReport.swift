@@ -17,8 +17,8 @@ struct BenchReport: Codable, Sendable {
     var connections: Int
     var oneConnectionPerCaller: Bool
     var threads: Int
-    /// Where the callers ran: `loop` (on their connections' event loops) or `pool`.
-    var callers: String
+    /// Where the callers ran.
+    var callers: CallerPlacement
     var payloadBytes: Int
     var calls: Int
     var errors: Int
@@ -54,7 +54,7 @@ struct BenchReport: Codable, Sendable {
         self.connections = connections
         self.oneConnectionPerCaller = oneConnectionPerCaller
         self.threads = threads
-        self.callers = measurement.callers.rawValue
+        self.callers = measurement.callers
         self.payloadBytes = payloadBytes
         self.calls = measurement.succeeded
         self.errors = measurement.errors
@@ -99,7 +99,7 @@ struct BenchReport: Codable, Sendable {
             let extra = Double(clientAttempts - clientCalls) / Double(clientCalls) * 100
             lines.append("client: \(clientCalls) calls, \(clientAttempts) attempts (\(number(extra, 2)) % extra), \(clientCancelled ?? 0) cancelled (warm-up included)")
         }
-        lines.append("callers: \(callers == CallerPlacement.loop.rawValue ? "on their connections' event loops" : "on the global concurrent executor")")
+        lines.append("callers: \(callers == .loop ? "on their connections' event loops" : "on the global concurrent executor")")
         if let firstError { lines.append("first error: \(firstError)") }
         return lines.joined(separator: "\n")
     }
