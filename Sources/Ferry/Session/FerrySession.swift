@@ -187,39 +187,73 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
     /// The deadline is the options' timeout (else the peer default), capped by the deadline of
     /// the inbound call being handled, if any; it travels to the remote in `X-Ferry-Timeout`.
     nonisolated(nonsending) public func call(_ serviceMethod: String, body: ByteBuffer, codec: FerryCodecID, options: FerryCallOptions) async throws -> FerryReply {
-        var message = FerryMessage(
-            type: .call, seq: 0, serviceMethod: serviceMethod, meta: options.meta,
-            bodyCodec: codec, body: body, filters: options.filters)
-        if let accept = options.acceptCodec {
-            message.meta.set(FerryCallOptions.acceptCodecMetaKey, String(accept.rawValue))
-        }
-        // A call made while handling another gets no more time than that one has left.
-        var timeout = options.timeout ?? peer.configuration.defaultCallTimeout
-        if let inherited = FerryDeadline.remaining { timeout = min(timeout, max(inherited, .zero)) }
-        if message.meta[FerryDeadline.metaKey] == nil {
-            message.meta.add(FerryDeadline.metaKey, String(FerryDeadline.milliseconds(timeout)))
-        }
+        // What this function keeps across its wait is kept small: a thousand calls waiting at
+        // once keep a thousand frames, and the memory they touch decides how many of them the
+        // caches hold. So the message is built by a plain function (again for a resend), the
+        // exchange hands it to another one that queues it, and the reply is finished by a third.
+        let timeout = callTimeout(options)
         // One clock read starts both the deadline and the cost.
         let start = NIODeadline.now()
         let deadline = start + TimeAmount(timeout)
-        var reply: FerryMessage
         do {
             // 106: the remote is draining and did not handle the call. A session that can redial
             // moves to a new connection and sends the call again there. (One call site: the
             // exchange is inlined here, one async frame fewer per call.)
             var resends = 0
             while true {
-                reply = try await exchange(message, deadline: deadline, timeout: timeout)
-                guard reply.status.code == .shuttingDown, canMoveConnection, resends < 3, NIODeadline.now() < deadline else { break }
+                let reply = try await exchange(
+                    Self.callMessage(serviceMethod, body: body, codec: codec, options: options, timeout: timeout),
+                    deadline: deadline, timeout: timeout)
+                guard reply.status.code == .shuttingDown, canMoveConnection, resends < 3, NIODeadline.now() < deadline else {
+                    return finishCall(reply, route: serviceMethod, bodyOut: body.readableBytes, start: start)
+                }
                 resends += 1
                 leaveConnection(currentChannelID)
             }
-        } catch let status as FerryStatus {
-            logExchange(.callOut, route: serviceMethod, cost: Self.elapsed(since: start), bodyOut: body.readableBytes, bodyIn: 0, status: status)
-            throw status
+        } catch {
+            throw failedCall(error, route: serviceMethod, bodyOut: body.readableBytes, start: start)
         }
+    }
+
+    /// A call's timeout: the options' (else the peer default), no longer than what the inbound
+    /// call being handled has left.
+    private func callTimeout(_ options: FerryCallOptions) -> Duration {
+        let timeout = options.timeout ?? peer.configuration.defaultCallTimeout
+        guard let inherited = FerryDeadline.remaining else { return timeout }
+        return min(timeout, max(inherited, .zero))
+    }
+
+    /// The CALL message of ``call(_:body:codec:options:)``, before it gets its seq.
+    @inline(never)
+    private static func callMessage(
+        _ serviceMethod: String, body: ByteBuffer, codec: FerryCodecID, options: FerryCallOptions, timeout: Duration
+    ) -> FerryMessage {
+        var message = FerryMessage(
+            type: .call, seq: 0, serviceMethod: serviceMethod, meta: options.meta,
+            bodyCodec: codec, body: body, filters: options.filters)
+        if let accept = options.acceptCodec {
+            message.meta.set(FerryCallOptions.acceptCodecMetaKey, String(accept.rawValue))
+        }
+        if message.meta[FerryDeadline.metaKey] == nil {
+            message.meta.add(FerryDeadline.metaKey, String(FerryDeadline.milliseconds(timeout)))
+        }
+        return message
+    }
+
+    /// Logs a call that failed on this side, and returns its error to throw.
+    @inline(never)
+    private func failedCall(_ error: any Error, route: String, bodyOut: Int, start: NIODeadline) -> any Error {
+        if let status = error as? FerryStatus {
+            logExchange(.callOut, route: route, cost: Self.elapsed(since: start), bodyOut: bodyOut, bodyIn: 0, status: status)
+        }
+        return error
+    }
+
+    /// Logs a call that got its reply and wraps the reply.
+    @inline(never)
+    private func finishCall(_ reply: consuming FerryMessage, route: String, bodyOut: Int, start: NIODeadline) -> FerryReply {
         let cost = Self.elapsed(since: start)
-        logExchange(.callOut, route: serviceMethod, cost: cost, bodyOut: body.readableBytes, bodyIn: reply.body.readableBytes, status: reply.status)
+        logExchange(.callOut, route: route, cost: cost, bodyOut: bodyOut, bodyIn: reply.body.readableBytes, status: reply.status)
         return FerryReply(message: reply, cost: cost, codecs: codecs)
     }
 
@@ -268,17 +302,28 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
     /// connection lost while it runs is waited for (or refused) like any other.
     @inline(__always)
     nonisolated(nonsending) private func prepareToSend(_ message: inout FerryMessage, before deadline: NIODeadline) async throws -> any Channel {
-        if peer.configuration.hooks.beforeWrite == nil {
-            let ready: (seq: Int32, channel: any Channel)? = state.withLock { state in
-                guard state.phase == .open, !state.goingAway, state.channel.isWritable else { return nil }
-                state.nextSeq &+= 1
-                return (state.nextSeq, state.channel)
-            }
-            if let ready {
-                message.seq = ready.seq
-                return ready.channel
-            }
+        if let ready = readyToSend() {
+            message.seq = ready.seq
+            return ready.channel
         }
+        return try await prepareToSendWithHookOrWait(&message, before: deadline)
+    }
+
+    /// The next seq and the connection to write on, from one turn of the lock, when there is
+    /// no before-write hook and the connection is open and writable; else nil.
+    private func readyToSend() -> (seq: Int32, channel: any Channel)? {
+        guard peer.configuration.hooks.beforeWrite == nil else { return nil }
+        return state.withLock { state in
+            guard state.phase == .open, !state.goingAway, state.channel.isWritable else { return nil }
+            state.nextSeq &+= 1
+            return (state.nextSeq, state.channel)
+        }
+    }
+
+    /// The rest of ``prepareToSend(_:before:)``: a before-write hook to run, or a connection
+    /// that is not ready yet. Out of line, so that the common case keeps a smaller frame.
+    @inline(never)
+    nonisolated(nonsending) private func prepareToSendWithHookOrWait(_ message: inout FerryMessage, before deadline: NIODeadline) async throws -> any Channel {
         message.seq = try nextSeq()
         try prepareForWrite(&message)
         return try await writableChannel(before: deadline)
@@ -396,43 +441,53 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
     }
 
     /// Writes a CALL and waits for its reply, the deadline or cancellation.
-    nonisolated(nonsending) private func exchange(_ message: FerryMessage, deadline: NIODeadline, timeout: Duration) async throws -> FerryMessage {
-        var message = message
+    nonisolated(nonsending) private func exchange(_ message: consuming FerryMessage, deadline: NIODeadline, timeout: Duration) async throws -> FerryMessage {
         let channel = try await prepareToSend(&message, before: deadline)
         let seq = message.seq
         return try await withTaskCancellationHandler {
-            try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<FerryMessage, any Error>) in
-                let onLoop = channel.eventLoop.inEventLoop
-                let queueing: CallQueueing = state.withLock { state in
-                    if state.phase == .closed { return .refused(.connectionClosed(state.closeReason ?? "")) }
-                    // The connection this call took was lost since (a redial is under way): the
-                    // calls pending on it have been failed, and this one would wait for nothing.
-                    if state.phase == .redialling { return .refused(.connectionClosed("connection lost")) }
-                    // Cancelled before it was pending: the cancellation handler found nothing
-                    // to fail. (Once it is pending, the handler fails it.)
-                    if Task.isCancelled { return .refused(FerryStatus(.cancelled, "Cancelled", cause: "the calling task was cancelled")) }
-                    state.pending[seq] = PendingCall(
-                        continuation: continuation, deadline: deadline, timeout: timeout, connection: ObjectIdentifier(channel))
-                    armDeadlineTimer(&state, for: deadline, on: channel.eventLoop)
-                    if onLoop { return .encodeNow }
-                    state.outbox.append(OutboundCall(message: message, channel: channel))
-                    if state.outboxDrainScheduled { return .queued }
-                    state.outboxDrainScheduled = true
-                    return .drainOutbox
-                }
-                switch queueing {
-                case .refused(let status):
-                    continuation.resume(throwing: status)
-                case .encodeNow:
-                    enqueueCall(message, on: channel)
-                case .queued:
-                    break
-                case .drainOutbox:
-                    channel.eventLoop.execute { [self] in drainOutbox() }
-                }
+            try await withUnsafeThrowingContinuation { continuation in
+                startCall(message, on: channel, deadline: deadline, timeout: timeout, continuation: continuation)
             }
         } onCancel: {
             failPending(seq, with: FerryStatus(.cancelled, "Cancelled", cause: "the calling task was cancelled"))
+        }
+    }
+
+    /// Makes a CALL pending and hands it to its connection: encoded at once on the connection's
+    /// event loop, else through the outbox. A plain function, so that its work keeps no room
+    /// in the waiting call's frame.
+    @inline(never)
+    private func startCall(
+        _ message: FerryMessage, on channel: any Channel, deadline: NIODeadline, timeout: Duration,
+        continuation: UnsafeContinuation<FerryMessage, any Error>
+    ) {
+        let onLoop = channel.eventLoop.inEventLoop
+        let queueing: CallQueueing = state.withLock { state in
+            if state.phase == .closed { return .refused(.connectionClosed(state.closeReason ?? "")) }
+            // The connection this call took was lost since (a redial is under way): the
+            // calls pending on it have been failed, and this one would wait for nothing.
+            if state.phase == .redialling { return .refused(.connectionClosed("connection lost")) }
+            // Cancelled before it was pending: the cancellation handler found nothing
+            // to fail. (Once it is pending, the handler fails it.)
+            if Task.isCancelled { return .refused(FerryStatus(.cancelled, "Cancelled", cause: "the calling task was cancelled")) }
+            state.pending[message.seq] = PendingCall(
+                continuation: continuation, deadline: deadline, timeout: timeout, connection: ObjectIdentifier(channel))
+            armDeadlineTimer(&state, for: deadline, on: channel.eventLoop)
+            if onLoop { return .encodeNow }
+            state.outbox.append(OutboundCall(message: message, channel: channel))
+            if state.outboxDrainScheduled { return .queued }
+            state.outboxDrainScheduled = true
+            return .drainOutbox
+        }
+        switch queueing {
+        case .refused(let status):
+            continuation.resume(throwing: status)
+        case .encodeNow:
+            enqueueCall(message, on: channel)
+        case .queued:
+            break
+        case .drainOutbox:
+            channel.eventLoop.execute { [self] in drainOutbox() }
         }
     }
 
