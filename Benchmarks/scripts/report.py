@@ -60,27 +60,24 @@ def ratio(a, b):
     return f"{a / b:.2f}×" if b else "–"
 
 
-def median_rows(rows):
-    """One row per point: the round with the median QPS (the lower middle for an even count),
-    with the QPS of every round attached as `qps_rounds`."""
-    groups = {}
-    for r in rows:
-        groups.setdefault(key(r), []).append(r)
-    chosen = {}
-    for k, group in groups.items():
-        ordered = sorted(group, key=lambda r: r["qps"])
-        row = dict(ordered[(len(ordered) - 1) // 2])
-        row["qps_rounds"] = [r["qps"] for r in group]
-        chosen[k] = row
-    return chosen
-
-
 def rounds_of(rows):
     """Each point's rows in the order they were measured: index i is round i + 1."""
     groups = {}
     for r in rows:
         groups.setdefault(key(r), []).append(r)
     return groups
+
+
+def median_rows(rows):
+    """One row per point: the round with the median QPS (the lower middle for an even count),
+    with the QPS of every round attached as `qps_rounds`."""
+    chosen = {}
+    for k, group in rounds_of(rows).items():
+        ordered = sorted(group, key=lambda r: r["qps"])
+        row = dict(ordered[(len(ordered) - 1) // 2])
+        row["qps_rounds"] = [r["qps"] for r in group]
+        chosen[k] = row
+    return chosen
 
 
 def paired(rounds, a, b, value):
@@ -172,7 +169,8 @@ def targets_section(e2e, micro, idle):
     def p99_rounds(a, b):
         return per_round(paired(rounds, a, b, lambda x, y: x["latency_us"]["p99"] / y["latency_us"]["p99"]))
 
-    headline = lambda system: (system, 100, False)
+    def headline(system):
+        return system, 100, False
 
     lines = ["| target (issue 3) | measured in this run | met |", "|---|---|---|"]
 
