@@ -67,18 +67,27 @@ struct CallCommand: AsyncParsableCommand {
 
         let logger = Logger(label: "ferry.call")
         let peer = FerryPeer(configuration: .init(dialTimeout: timeout), logger: logger)
-        let caller: any RawCaller
-        if let target {
-            do {
-                caller = try await peer.dial(target)
-            } catch {
-                print("dial failed: \(error)")
-                throw ExitCode(2)
+        try await closing(peer.close) {
+            if let target {
+                let session: FerrySession
+                do {
+                    session = try await peer.dial(target)
+                } catch {
+                    print("dial failed: \(error)")
+                    throw ExitCode(2)
+                }
+                try await closing(session.close) { try await send(through: session, codec: codecID, options: options) }
+            } else {
+                let registry = etcd.registry(logger: logger)!
+                try await withFerryClient(service: address, registry: registry, peer: peer) { client in
+                    try await send(through: client, codec: codecID, options: options)
+                }
             }
-        } else {
-            caller = FerryClient(service: address, registry: etcd.registry(logger: logger)!, peer: peer)
         }
-        defer { Task { await peer.close() } }
+    }
+
+    /// Sends the body and prints the reply; exits 1 when it is not OK.
+    private func send(through caller: some RawCaller, codec codecID: FerryCodecID, options: FerryCallOptions) async throws {
         let body = ByteBuffer(string: self.body)
         do {
             if push {
@@ -126,13 +135,23 @@ protocol RawCaller: Sendable {
 
 extension FerrySession: RawCaller {
     func rawCall(_ route: String, body: ByteBuffer, codec: FerryCodecID, options: FerryCallOptions) async throws -> FerryReply {
-        defer { Task { await close() } }
-        return try await call(route, body: body, codec: codec, options: options)
+        try await call(route, body: body, codec: codec, options: options)
     }
     func rawPush(_ route: String, body: ByteBuffer, codec: FerryCodecID, options: FerryCallOptions) async throws {
         try await push(route, body: body, codec: codec, options: options)
-        await close()
     }
+}
+
+/// Runs `body`, then awaits `close` whether `body` returned or threw.
+func closing<Result>(_ close: () async -> Void, _ body: () async throws -> Result) async throws -> Result {
+    let outcome: Swift.Result<Result, any Error>
+    do {
+        outcome = .success(try await body())
+    } catch {
+        outcome = .failure(error)
+    }
+    await close()
+    return try outcome.get()
 }
 
 extension FerryClient: RawCaller {

@@ -27,33 +27,36 @@ final class ClusterDemo: Sendable {
             print("node      \(name) listening on \(listener.address)")
         }
         let names = Dictionary(uniqueKeysWithValues: nodes.map { ($0.address, $0.metadata["name"] ?? "?") })
-        let client = FerryClient(
+        let clientPeer = FerryPeer(logger: Logger(label: "cluster.client"))
+        try await withFerryClient(
             service: "who",
             registry: FerryStaticRegistry(nodes: nodes),
-            peer: FerryPeer(logger: Logger(label: "cluster.client")),
+            peer: clientPeer,
             configuration: .init(
                 balancer: .roundRobin,
-                breaker: .init(failureRatio: 0.5, minimumCalls: 4, windowSize: 10, openDuration: .milliseconds(800))))
-        print("client    round robin over 3 nodes; breaker opens at 50% failures of the last 10 calls (at least 4)\n")
+                breaker: .init(failureRatio: 0.5, minimumCalls: 4, windowSize: 10, openDuration: .milliseconds(800)))
+        ) { client in
+            print("client    round robin over 3 nodes; breaker opens at 50% failures of the last 10 calls (at least 4)\n")
 
-        let first = try await spread(client, calls: 60)
-        report(first.count == 3 && first.values.allSatisfy { $0 == 20 }, "healthy   60 calls: \(describe(first))")
+            let first = try await spread(client, calls: 60)
+            report(first.count == 3 && first.values.allSatisfy { $0 == 20 }, "healthy   60 calls: \(describe(first))")
 
-        failing.turn(on: true)
-        let second = try await spread(client, calls: 60)
-        let gamma = client.endpoints.first { names[$0.node.address] == "gamma" }
-        report(gamma?.circuit == .open, "failing   gamma answers 503 \"Overloaded\"; its breaker is \(gamma?.circuit.rawValue ?? "?")")
-        report(second["gamma"] == nil && second.values.reduce(0, +) == 60,
-               "moved     60 calls, none failed (503s were sent again to another node): \(describe(second))")
+            failing.turn(on: true)
+            let second = try await spread(client, calls: 60)
+            let gamma = client.endpoints.first { names[$0.node.address] == "gamma" }
+            report(gamma?.circuit == .open, "failing   gamma answers 503 \"Overloaded\"; its breaker is \(gamma?.circuit.rawValue ?? "?")")
+            report(second["gamma"] == nil && second.values.reduce(0, +) == 60,
+                   "moved     60 calls, none failed (503s were sent again to another node): \(describe(second))")
 
-        failing.turn(on: false)
-        try await Task.sleep(for: .milliseconds(900))
-        let third = try await spread(client, calls: 60)
-        let recovered = client.endpoints.first { names[$0.node.address] == "gamma" }
-        report((third["gamma"] ?? 0) > 0 && recovered?.circuit == .closed,
-               "recovered after the open period a probe succeeded; breaker \(recovered?.circuit.rawValue ?? "?"); 60 calls: \(describe(third))")
+            failing.turn(on: false)
+            try await Task.sleep(for: .milliseconds(900))
+            let third = try await spread(client, calls: 60)
+            let recovered = client.endpoints.first { names[$0.node.address] == "gamma" }
+            report((third["gamma"] ?? 0) > 0 && recovered?.circuit == .closed,
+                   "recovered after the open period a probe succeeded; breaker \(recovered?.circuit.rawValue ?? "?"); 60 calls: \(describe(third))")
+        }
 
-        await client.close()
+        await clientPeer.close()
         for peer in peers { await peer.close() }
         let failed = failures.withLock { $0 }
         print(failed == 0 ? "\nAll steps behaved as expected." : "\n\(failed) step(s) did not behave as expected.")

@@ -36,6 +36,11 @@ struct ServeCommand: AsyncParsableCommand {
 
     func run() async throws {
         logging.bootstrap()
+        // Rehearses a failed graceful restart: while the named file exists, a starting server
+        // gives up before it listens, as a successor with a broken configuration would.
+        if let path = ProcessInfo.processInfo.environment["FERRY_SERVE_FAIL_START_IF_EXISTS"], FileManager.default.fileExists(atPath: path) {
+            throw ExitCode(3)
+        }
         let address: FerryAddress
         if let unix {
             address = .unix(path: unix)
@@ -73,8 +78,13 @@ struct ServeCommand: AsyncParsableCommand {
             print("ferry serve: registered as \(service) in etcd (\(registry.key(of: node)))")
         }
         print("Ctrl-C or SIGTERM stops gracefully; SIGUSR2 restarts without downtime")
+        // The registry comes first: a graceful shutdown stops the services in reverse order, so
+        // the peer's shutdown hook deregisters while the registry still runs.
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        if let registry { services.append(.init(service: registry, successTerminationBehavior: .gracefullyShutdownGroup)) }
+        services.append(.init(service: peer, successTerminationBehavior: .gracefullyShutdownGroup))
         let group = ServiceGroup(configuration: .init(
-            services: [.init(service: peer, successTerminationBehavior: .gracefullyShutdownGroup)],
+            services: services,
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
         try await group.run()

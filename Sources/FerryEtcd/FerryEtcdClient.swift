@@ -133,23 +133,82 @@ public final class FerryEtcdClient: Sendable {
     }
 
     /// Watches every key starting with `prefix` from `revision` (0: from now). Each element is
-    /// one batch of events with the revision it brings the store to. The stream ends with an
+    /// one batch of events with the revision it brings the store to. The sequence ends with an
     /// error when the connection to etcd breaks; resume from the last revision seen + 1.
-    public func watch(prefix: String, fromRevision revision: Int64 = 0) -> AsyncThrowingStream<(events: [Event], revision: Int64), any Error> {
-        AsyncThrowingStream { continuation in
-            let task = Task {
+    ///
+    /// The watch runs in the task that iterates it: its first `next()` opens the watch stream,
+    /// and ending the iteration (or cancelling that task) closes it. Nothing runs in between.
+    public func watch(prefix: String, fromRevision revision: Int64 = 0) -> Watch {
+        Watch(client: self, prefix: prefix, revision: revision)
+    }
+
+    /// The changes under a key prefix, in batches: see ``FerryEtcdClient/watch(prefix:fromRevision:)``.
+    public struct Watch: AsyncSequence, Sendable {
+        /// One batch of events, and the store revision after them.
+        public typealias Element = (events: [Event], revision: Int64)
+        /// A broken connection or an error reported by etcd.
+        public typealias Failure = any Error
+
+        let client: FerryEtcdClient
+        let prefix: String
+        let revision: Int64
+
+        /// Opens the watch on its first `next()`.
+        public func makeAsyncIterator() -> AsyncIterator {
+            AsyncIterator(watch: self)
+        }
+
+        /// Iterates a ``FerryEtcdClient/Watch``.
+        public struct AsyncIterator: AsyncIteratorProtocol {
+            /// A broken connection or an error reported by etcd.
+            public typealias Failure = any Error
+
+            private let watch: Watch
+            /// The watch response's body once the stream is open.
+            private var body: HTTPClientResponse.Body.AsyncIterator?
+            /// Bytes of a message not complete yet.
+            private var pending: [UInt8] = []
+            /// Batches parsed and not handed out yet.
+            private var ready: [Element] = []
+            private var finished = false
+
+            init(watch: Watch) {
+                self.watch = watch
+            }
+
+            /// The next batch; throws when the stream breaks, then returns nil.
+            public mutating func next() async throws -> Element? {
+                guard !finished else { return nil }
                 do {
-                    try await self.streamWatch(prefix: prefix, revision: revision, into: continuation)
-                    continuation.finish(throwing: FerryEtcdError.watchEnded)
+                    return try await nextBatch()
                 } catch {
-                    continuation.finish(throwing: error)
+                    finished = true
+                    body = nil
+                    throw error
                 }
             }
-            continuation.onTermination = { _ in task.cancel() }
+
+            private mutating func nextBatch() async throws -> Element? {
+                if body == nil {
+                    body = try await watch.client.openWatch(prefix: watch.prefix, revision: watch.revision)
+                }
+                while ready.isEmpty {
+                    guard let chunk = try await body?.next() else { throw FerryEtcdError.watchEnded }
+                    pending.append(contentsOf: chunk.readableBytesView)
+                    // The gateway streams one JSON object per message; split complete objects off.
+                    while let end = FerryEtcdClient.endOfFirstJSONObject(pending) {
+                        let object = Array(pending[..<end])
+                        pending.removeFirst(end)
+                        if let batch = try FerryEtcdClient.watchBatch(from: object) { ready.append(batch) }
+                    }
+                }
+                return ready.removeFirst()
+            }
         }
     }
 
-    private func streamWatch(prefix: String, revision: Int64, into continuation: AsyncThrowingStream<(events: [Event], revision: Int64), any Error>.Continuation) async throws {
+    /// Sends the watch request and returns the streaming body.
+    private func openWatch(prefix: String, revision: Int64) async throws -> HTTPClientResponse.Body.AsyncIterator {
         var create: [String: Any] = ["key": Self.base64(prefix), "range_end": Self.base64(Self.prefixEnd(prefix))]
         if revision > 0 { create["start_revision"] = String(revision) }
         let endpoint = endpoints[preferred.withLock { $0 } % endpoints.count]
@@ -159,27 +218,24 @@ public final class FerryEtcdClient: Sendable {
         request.body = .bytes(ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: ["create_request": create])))
         let response = try await http.execute(request, timeout: .hours(24 * 365))
         guard response.status == .ok else { throw FerryEtcdError.badResponse("watch answered \(response.status)") }
-        var pending: [UInt8] = []
-        for try await chunk in response.body {
-            pending.append(contentsOf: chunk.readableBytesView)
-            // The gateway streams one JSON object per message; split complete objects off.
-            while let end = Self.endOfFirstJSONObject(pending) {
-                let object = Array(pending[..<end])
-                pending.removeFirst(end)
-                guard let message = try JSONSerialization.jsonObject(with: Data(object)) as? [String: Any] else { continue }
-                if let error = message["error"] { throw FerryEtcdError.badResponse("watch error: \(error)") }
-                guard let result = message["result"] as? [String: Any] else { continue }
-                if (result["canceled"] as? Bool) == true {
-                    throw FerryEtcdError.badResponse("watch canceled: \(result["cancel_reason"] ?? "compacted")")
-                }
-                let revision = Self.int64(result["header"], "revision") ?? 0
-                let events = (result["events"] as? [[String: Any]] ?? []).compactMap { event -> Event? in
-                    guard let kv = (event["kv"] as? [String: Any]).flatMap(Self.keyValue) else { return nil }
-                    return Event(kind: (event["type"] as? String) == "DELETE" ? .delete : .put, keyValue: kv)
-                }
-                if !events.isEmpty { continuation.yield((events, revision)) }
-            }
+        return response.body.makeAsyncIterator()
+    }
+
+    /// The batch of events in one watch message; nil for a message without events (the
+    /// watch's creation, progress notices).
+    private static func watchBatch(from object: [UInt8]) throws -> Watch.Element? {
+        guard let message = try JSONSerialization.jsonObject(with: Data(object)) as? [String: Any] else { return nil }
+        if let error = message["error"] { throw FerryEtcdError.badResponse("watch error: \(error)") }
+        guard let result = message["result"] as? [String: Any] else { return nil }
+        if (result["canceled"] as? Bool) == true {
+            throw FerryEtcdError.badResponse("watch canceled: \(result["cancel_reason"] ?? "compacted")")
         }
+        let revision = int64(result["header"], "revision") ?? 0
+        let events = (result["events"] as? [[String: Any]] ?? []).compactMap { event -> Event? in
+            guard let kv = (event["kv"] as? [String: Any]).flatMap(keyValue) else { return nil }
+            return Event(kind: (event["type"] as? String) == "DELETE" ? .delete : .put, keyValue: kv)
+        }
+        return events.isEmpty ? nil : (events, revision)
     }
 
     // MARK: Transport

@@ -50,25 +50,97 @@ private func load(_ client: FerryClient, tally: Tally, callers: Int, until stop:
     }
 }
 
+/// Whether `key` is deleted from etcd (its lease expired or it was deleted) within `limit`:
+/// follows an etcd watch on the key rather than polling.
+private func keyDisappears(_ key: String, from client: FerryEtcdClient, within limit: Duration) async throws -> Bool {
+    let current = try await client.range(key)
+    if current.values.isEmpty { return true }
+    return try await withThrowingTaskGroup(of: Bool.self) { group in
+        group.addTask {
+            for try await batch in client.watch(prefix: key, fromRevision: current.revision + 1) {
+                if batch.events.contains(where: { $0.kind == .delete && $0.keyValue.key == key }) { return true }
+            }
+            return false
+        }
+        group.addTask {
+            try await Task.sleep(for: limit)
+            return false
+        }
+        let first = try await group.next() ?? false
+        group.cancelAll()
+        return first
+    }
+}
+
 @Suite("etcd registry against a real etcd", .enabled(if: EtcdProcess.isInstalled, "etcd is not installed (apt-get install etcd-server)"))
 struct EtcdRegistryTests {
+    /// How the owner of a registry stops with it.
+    enum OwnerStop: String, CaseIterable, CustomTestStringConvertible {
+        /// The registry is released without ever running.
+        case released
+        /// The task running `run()` is cancelled (what a crash does to the renewals).
+        case runCancelled
+        /// The `withFerryEtcdRegistry` scope returns.
+        case scopeReturned
+
+        var testDescription: String { rawValue }
+    }
+
+    @Test("once its owner stops, a registry renews no lease: its node leaves etcd within the TTL", arguments: OwnerStop.allCases)
+    func noLeaseOutlivesTheOwner(_ stop: OwnerStop) async throws {
+        let etcd = try EtcdProcess()
+        defer { etcd.remove() }
+        try await etcd.start()
+        let client = FerryEtcdClient(endpoints: [etcd.endpoint])
+        let node = FerryNode(service: "who", address: .tcp(host: "127.0.0.1", port: 1))
+        let key: String
+        switch stop {
+        case .released:
+            var registry: FerryEtcdRegistry? = FerryEtcdRegistry(client: client, ttl: 2, logger: quietLogger())
+            try await registry!.register(node)
+            key = registry!.key(of: node)
+            weak let released = registry
+            registry = nil
+            #expect(released == nil)
+        case .runCancelled:
+            let registry = FerryEtcdRegistry(client: client, ttl: 2, logger: quietLogger())
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await registry.run() }
+                try await registry.register(node)
+                group.cancelAll()
+                try await group.waitForAll()
+            }
+            key = registry.key(of: node)
+            // The registry lives on; only its run() renewed the lease.
+            #expect(try await client.range(key).values.count == 1, "a cancelled run() does not deregister")
+        case .scopeReturned:
+            key = try await withFerryEtcdRegistry(client: client, ttl: 2, logger: quietLogger()) { registry in
+                try await registry.register(node)
+                return registry.key(of: node)
+            }
+            #expect(try await client.range(key).values.isEmpty, "the scope deregisters its nodes")
+        }
+        #expect(try await keyDisappears(key, from: client, within: .seconds(10)), "nothing may renew the lease once the owner stopped")
+    }
+
     @Test("a node registers under its lease, is listed and watched, and deregisters at once")
     func registerWatchDeregister() async throws {
         let etcd = try EtcdProcess()
         defer { etcd.remove() }
         try await etcd.start()
-        let registry = FerryEtcdRegistry(client: FerryEtcdClient(endpoints: [etcd.endpoint]), ttl: 5, logger: quietLogger())
         let (peer, node) = try await startNode("a")
-        var updates = registry.watch(service: "who").makeAsyncIterator()
-        #expect(try await updates.next() == [])
-        try await registry.register(node)
-        #expect(try await updates.next() == [node])
-        #expect(try await registry.nodes(service: "who") == [node])
-        let stored = try await registry.client.range(registry.key(of: node)).values.first
-        #expect(stored.map { String(decoding: $0.value, as: UTF8.self).contains("\"service\":\"who\"") } == true)
-        try await registry.deregister(node)
-        #expect(try await updates.next() == [])
-        #expect(try await registry.nodes(service: nil).isEmpty)
+        try await withFerryEtcdRegistry(client: FerryEtcdClient(endpoints: [etcd.endpoint]), ttl: 5, logger: quietLogger()) { registry in
+            var updates = registry.watch(service: "who").makeAsyncIterator()
+            #expect(try await updates.next() == [])
+            try await registry.register(node)
+            #expect(try await updates.next() == [node])
+            #expect(try await registry.nodes(service: "who") == [node])
+            let stored = try await registry.client.range(registry.key(of: node)).values.first
+            #expect(stored.map { String(decoding: $0.value, as: UTF8.self).contains("\"service\":\"who\"") } == true)
+            try await registry.deregister(node)
+            #expect(try await updates.next() == [])
+            #expect(try await registry.nodes(service: nil).isEmpty)
+        }
         await peer.close()
     }
 
@@ -78,34 +150,33 @@ struct EtcdRegistryTests {
         defer { etcd.remove() }
         try await etcd.start()
         let endpoints = [etcd.endpoint]
-        let registryA = FerryEtcdRegistry(client: FerryEtcdClient(endpoints: endpoints), ttl: 2, logger: quietLogger())
-        let registryB = FerryEtcdRegistry(client: FerryEtcdClient(endpoints: endpoints), ttl: 2, logger: quietLogger())
         let (peerA, nodeA) = try await startNode("a")
         let (peerB, nodeB) = try await startNode("b")
-        try await registryA.register(nodeA)
-        try await registryB.register(nodeB)
+        let registryA = FerryEtcdRegistry(client: FerryEtcdClient(endpoints: endpoints), ttl: 2, logger: quietLogger())
         let clientRegistry = FerryEtcdRegistry(client: FerryEtcdClient(endpoints: endpoints), logger: quietLogger())
-        let client = FerryClient(service: "who", registry: clientRegistry, configuration: .init(balancer: .roundRobin))
-        let tally = Tally()
-        for _ in 0..<20 { tally.record(try await client.call("/who", (), as: String.self)) }
-        #expect(Set(tally.byNode.keys) == ["a", "b"])
+        try await withFerryEtcdRegistry(client: FerryEtcdClient(endpoints: endpoints), ttl: 2, logger: quietLogger()) { registryB in
+            try await registryB.register(nodeB)
+            try await withThrowingTaskGroup(of: Void.self) { nodeAProcess in
+                nodeAProcess.addTask { try await registryA.run() }
+                try await registryA.register(nodeA)
+                try await withFerryClient(service: "who", registry: clientRegistry, configuration: .init(balancer: .roundRobin)) { client in
+                    let tally = Tally()
+                    for _ in 0..<20 { tally.record(try await client.call("/who", (), as: String.self)) }
+                    #expect(Set(tally.byNode.keys) == ["a", "b"])
 
-        // Node a crashes: no deregistration, its lease stops being renewed.
-        registryA.abandonAll()
-        await peerA.close()
-        let died = ContinuousClock.now
-        var gone = false
-        while !gone && ContinuousClock.now < died + .seconds(6) {
-            gone = try await clientRegistry.nodes(service: "who") == [nodeB]
-            if !gone { try await Task.sleep(for: .milliseconds(100)) }
+                    // Node a crashes: no deregistration, its lease stops being renewed.
+                    nodeAProcess.cancelAll()
+                    try await nodeAProcess.waitForAll()
+                    await peerA.close()
+                    let died = ContinuousClock.now
+                    #expect(try await keyDisappears(registryA.key(of: nodeA), from: clientRegistry.client, within: .seconds(6)), "node a should leave etcd within its 2 s TTL")
+                    #expect(died.duration(to: .now) < .seconds(5))
+                    tally.reset()
+                    for _ in 0..<20 { tally.record(try await client.call("/who", (), as: String.self)) }
+                    #expect(tally.byNode == ["b": 20])
+                }
+            }
         }
-        #expect(gone, "node a should leave etcd within its 2 s TTL")
-        #expect(died.duration(to: .now) < .seconds(5))
-        tally.reset()
-        for _ in 0..<20 { tally.record(try await client.call("/who", (), as: String.self)) }
-        #expect(tally.byNode == ["b": 20])
-        await client.close()
-        await registryB.shutdown()
         await peerB.close()
     }
 
@@ -115,29 +186,28 @@ struct EtcdRegistryTests {
         defer { etcd.remove() }
         try await etcd.start()
         let endpoints = [etcd.endpoint]
-        let registry = FerryEtcdRegistry(client: FerryEtcdClient(endpoints: endpoints), ttl: 5, logger: quietLogger())
         let (peerA, nodeA) = try await startNode("a")
         let (peerB, nodeB) = try await startNode("b")
-        try await registry.register(nodeA)
-        try await registry.register(nodeB)
-        let client = FerryClient(
-            service: "who", registry: FerryEtcdRegistry(client: FerryEtcdClient(endpoints: endpoints), logger: quietLogger()),
-            configuration: .init(balancer: .roundRobin))
-        let tally = Tally()
-        let stop = StopFlag()
-        async let running: Void = load(client, tally: tally, callers: 4, until: stop)
-        try await Task.sleep(for: .milliseconds(400))
-        // What a node does on SIGTERM: deregister, then drain.
-        try await registry.deregister(nodeA)
-        try await Task.sleep(for: .milliseconds(300))
-        await peerA.shutdown(drainTimeout: .seconds(2))
-        try await Task.sleep(for: .milliseconds(400))
-        stop.set()
-        await running
-        #expect(tally.failed.isEmpty, "failed calls: \(tally.failed.prefix(3))")
-        #expect((tally.byNode["a"] ?? 0) > 0 && (tally.byNode["b"] ?? 0) > 0)
-        await client.close()
-        await registry.shutdown()
+        let clientRegistry = FerryEtcdRegistry(client: FerryEtcdClient(endpoints: endpoints), logger: quietLogger())
+        try await withFerryEtcdRegistry(client: FerryEtcdClient(endpoints: endpoints), ttl: 5, logger: quietLogger()) { registry in
+            try await registry.register(nodeA)
+            try await registry.register(nodeB)
+            try await withFerryClient(service: "who", registry: clientRegistry, configuration: .init(balancer: .roundRobin)) { client in
+                let tally = Tally()
+                let stop = StopFlag()
+                async let running: Void = load(client, tally: tally, callers: 4, until: stop)
+                try await Task.sleep(for: .milliseconds(400))
+                // What a node does on SIGTERM: deregister, then drain.
+                try await registry.deregister(nodeA)
+                try await Task.sleep(for: .milliseconds(300))
+                await peerA.shutdown(drainTimeout: .seconds(2))
+                try await Task.sleep(for: .milliseconds(400))
+                stop.set()
+                await running
+                #expect(tally.failed.isEmpty, "failed calls: \(tally.failed.prefix(3))")
+                #expect((tally.byNode["a"] ?? 0) > 0 && (tally.byNode["b"] ?? 0) > 0)
+            }
+        }
         await peerB.close()
     }
 
@@ -147,41 +217,38 @@ struct EtcdRegistryTests {
         defer { etcd.remove() }
         try await etcd.start()
         let endpoints = [etcd.endpoint]
-        let registry = FerryEtcdRegistry(client: FerryEtcdClient(endpoints: endpoints, requestTimeout: .seconds(1)), ttl: 2, logger: quietLogger())
         let (peerA, nodeA) = try await startNode("a")
         let (peerB, nodeB) = try await startNode("b")
-        try await registry.register(nodeA)
-        try await registry.register(nodeB)
-        let client = FerryClient(
-            service: "who", registry: FerryEtcdRegistry(client: FerryEtcdClient(endpoints: endpoints, requestTimeout: .seconds(1)), logger: quietLogger()),
-            configuration: .init(balancer: .roundRobin))
-        let tally = Tally()
-        let stop = StopFlag()
-        async let running: Void = load(client, tally: tally, callers: 2, until: stop)
-        try await Task.sleep(for: .milliseconds(300))
-        etcd.stop(abruptly: true)
-        try FileManager.default.removeItem(at: etcd.directory.appendingPathComponent("data"))
-        try await Task.sleep(for: .seconds(1))
-        tally.reset()
-        try await Task.sleep(for: .milliseconds(500))
-        #expect(Set(tally.byNode.keys) == ["a", "b"], "calls go on to both nodes while etcd is down")
-        try await etcd.start()
-        // The keepers find their leases gone and write the nodes again.
-        var back = false
-        let restarted = ContinuousClock.now
-        while !back && ContinuousClock.now < restarted + .seconds(8) {
-            back = (try? await registry.nodes(service: "who").count) == 2
-            if !back { try await Task.sleep(for: .milliseconds(200)) }
+        let clientRegistry = FerryEtcdRegistry(client: FerryEtcdClient(endpoints: endpoints, requestTimeout: .seconds(1)), logger: quietLogger())
+        try await withFerryEtcdRegistry(client: FerryEtcdClient(endpoints: endpoints, requestTimeout: .seconds(1)), ttl: 2, logger: quietLogger()) { registry in
+            try await registry.register(nodeA)
+            try await registry.register(nodeB)
+            try await withFerryClient(service: "who", registry: clientRegistry, configuration: .init(balancer: .roundRobin)) { client in
+                let tally = Tally()
+                let stop = StopFlag()
+                async let running: Void = load(client, tally: tally, callers: 2, until: stop)
+                try await Task.sleep(for: .milliseconds(300))
+                etcd.stop(abruptly: true)
+                try FileManager.default.removeItem(at: etcd.directory.appendingPathComponent("data"))
+                try await Task.sleep(for: .seconds(1))
+                tally.reset()
+                try await Task.sleep(for: .milliseconds(500))
+                #expect(Set(tally.byNode.keys) == ["a", "b"], "calls go on to both nodes while etcd is down")
+                try await etcd.start()
+                // The keepers find their leases gone and write the nodes again.
+                var back = false
+                let restarted = ContinuousClock.now
+                while !back && ContinuousClock.now < restarted + .seconds(8) {
+                    back = (try? await registry.nodes(service: "who").count) == 2
+                    if !back { try await Task.sleep(for: .milliseconds(200)) }
+                }
+                #expect(back, "both nodes registered again")
+                stop.set()
+                await running
+                #expect(tally.failed.isEmpty, "failed calls: \(tally.failed.prefix(3))")
+            }
         }
-        #expect(back, "both nodes registered again")
-        stop.set()
-        await running
-        #expect(tally.failed.isEmpty, "failed calls: \(tally.failed.prefix(3))")
-        await client.close()
-        await registry.shutdown()
         await peerA.close()
         await peerB.close()
-        _ = nodeA
-        _ = nodeB
     }
 }

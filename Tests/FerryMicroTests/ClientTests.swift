@@ -4,7 +4,7 @@ import NIOSSL
 import Synchronization
 import Testing
 
-@Suite("FerryClient over real sockets", .timeLimit(.minutes(1)))
+@Suite("FerryClient over real sockets", .timeLimit(.minutes(1)), .runsFerryClients)
 struct ClientTests {
     static func client(
         _ nodes: [TestNode], service: String = testService, peer: FerryPeer = makeClientPeer(),
@@ -13,7 +13,7 @@ struct ClientTests {
         var configuration = FerryClient.Configuration()
         configure(&configuration)
         let registry = FerryStaticRegistry(nodes: nodes.map(\.node))
-        return (FerryClient(service: service, registry: registry, peer: peer, configuration: configuration), registry)
+        return (runningClient(service: service, registry: registry, peer: peer, configuration: configuration), registry)
     }
 
     static func work(_ client: FerryClient, id: Int? = nil, hashKey: String? = nil) async throws -> String {
@@ -33,7 +33,7 @@ struct ClientTests {
         await client.close()
 
         let registry = FerryStaticRegistry(nodes: [nodes[0].node(weight: 2), nodes[1].node(weight: 1)])
-        let weighted = FerryClient(service: testService, registry: registry, peer: makeClientPeer(), configuration: .init(balancer: .weightedRoundRobin))
+        let weighted = runningClient(registry: registry, configuration: .init(balancer: .weightedRoundRobin))
         for _ in 0..<30 { _ = try await Self.work(weighted) }
         #expect(nodes.map(\.hits) == [30, 20, 10])
         await weighted.close()
@@ -168,7 +168,7 @@ struct ClientTests {
 
     @Test("with no node for the service or the route, calls fail with 105 No Endpoint")
     func noEndpoint() async throws {
-        let empty = FerryClient(service: "nobody", registry: FerryStaticRegistry(), peer: makeClientPeer())
+        let empty = runningClient(service: "nobody", registry: FerryStaticRegistry())
         let status = await statusThrown { try await empty.call("/work", "x", as: String.self) }
         #expect(status?.code == .dialFailed)
         #expect(status?.message == "No Endpoint")
@@ -192,7 +192,7 @@ struct ClientTests {
         let work = try await TestNode.start("worker", routes: ["/work"])
         let meta = try await TestNode.start("meta", routes: ["/meta"])
         let registry = FerryStaticRegistry(nodes: [work.node(weight: 1, service: "a"), meta.node(weight: 1, service: "b")])
-        let client = FerryClient(registry: registry, peer: makeClientPeer())
+        let client = runningClient(service: nil, registry: registry)
         #expect(try await Self.work(client) == "worker")
         #expect(try await client.call("/meta", "x", as: String.self, options: FerryCallOptions(meta: ["k": "b"])) == "b")
         let status = await statusThrown { try await client.call("/note", "x", as: String.self) }

@@ -1,4 +1,4 @@
-import FerryMicro
+@testable import FerryMicro
 import Logging
 import NIOSSL
 import Synchronization
@@ -232,4 +232,92 @@ final class Gate: Sendable {
         }
         for waiter in waiters { waiter.resume() }
     }
+}
+
+/// Runs the clients a test makes with ``runningClient(service:registry:peer:configuration:)``:
+/// each test case gets a task group of its own, whose child tasks run the clients' `run()`, and
+/// which stops (closes) them and waits for their `run()` to return when the test case ends.
+/// For suites whose tests make several clients, where a ``withFerryClient(service:registry:peer:configuration:isolation:_:)``
+/// scope per client would bury the test in closures.
+struct RunsFerryClients: SuiteTrait, TestTrait, TestScoping {
+    var isRecursive: Bool { true }
+
+    func scopeProvider(for test: Test, testCase: Test.Case?) -> RunsFerryClients? {
+        testCase == nil ? nil : self
+    }
+
+    func provideScope(for test: Test, testCase: Test.Case?, performing function: @Sendable () async throws -> Void) async throws {
+        let runner = ClientRunner()
+        try await withThrowingDiscardingTaskGroup { group in
+            group.addTask { await runner.runClients() }
+            let outcome: Result<Void, any Error>
+            do {
+                try await ClientRunner.$current.withValue(runner) { try await function() }
+                outcome = .success(())
+            } catch {
+                outcome = .failure(error)
+            }
+            await runner.stopAll()
+            try outcome.get()
+        }
+    }
+}
+
+extension Trait where Self == RunsFerryClients {
+    /// Each test case runs the clients it makes with ``runningClient(service:registry:peer:configuration:)``.
+    static var runsFerryClients: RunsFerryClients { RunsFerryClients() }
+}
+
+/// The clients of one test case, and the queue through which their `run()` reaches the test
+/// case's task group.
+final class ClientRunner: Sendable {
+    @TaskLocal static var current: ClientRunner?
+
+    private let jobs = ChildTaskQueue()
+    private let clients = Mutex<[FerryClient]>([])
+
+    /// Queues `client`'s `run()`.
+    func start(_ client: FerryClient) {
+        clients.withLock { $0.append(client) }
+        let queued = jobs.submit {
+            do {
+                try await client.run()
+            } catch let error as FerryRunError where error.code == .stopped {
+                // Closed before it ran.
+            } catch {
+                Issue.record("run() of a test client failed: \(error)")
+            }
+        }
+        if !queued { Issue.record("a client was made after its test case ended") }
+    }
+
+    /// Runs every queued client in a child task until ``stopAll()``.
+    func runClients() async {
+        await withDiscardingTaskGroup { group in
+            while let job = await jobs.next() {
+                group.addTask(operation: job)
+            }
+        }
+    }
+
+    /// Closes every client; ``runClients()`` returns once their `run()` returned.
+    func stopAll() async {
+        jobs.close()
+        for client in clients.withLock({ $0 }) { await client.close() }
+    }
+}
+
+/// A client whose `run()` runs in the current test case's scope (the test or its suite has the
+/// ``RunsFerryClients`` trait), until the client is closed or the test case ends.
+func runningClient(
+    service: String? = testService, registry: any FerryRegistry, peer: FerryPeer = makeClientPeer(),
+    configuration: FerryClient.Configuration = FerryClient.Configuration()
+) -> FerryClient {
+    let client = FerryClient(service: service, registry: registry, peer: peer, configuration: configuration)
+    if let runner = ClientRunner.current {
+        runner.start(client)
+    } else {
+        Issue.record("runningClient needs the .runsFerryClients trait on the test or its suite")
+    }
+    return client
 }

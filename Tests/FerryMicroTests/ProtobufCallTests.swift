@@ -7,7 +7,7 @@ import Testing
 
 /// The calls whose argument and reply are SwiftProtobuf messages take overloads that know the
 /// message types at compile time. They must still use whatever codec the peer has under `p`.
-@Suite("Protobuf message calls", .timeLimit(.minutes(1)))
+@Suite("Protobuf message calls", .timeLimit(.minutes(1)), .runsFerryClients)
 struct ProtobufCallTests {
     /// A node serving `/echo` (a protobuf message back with `!` appended), `/bytes` (the body
     /// as received) and PUSH `/recorded` (records the message), with `codecs`.
@@ -32,7 +32,7 @@ struct ProtobufCallTests {
         let notes = Notes()
         let node = try await Self.node(codecs: codecs, notes: notes)
         let peer = makeClientPeer(FerryPeer.Configuration(defaultCodec: .protobuf, codecs: codecs))
-        let client = FerryClient(service: testService, registry: FerryStaticRegistry(nodes: [node.node]), peer: peer)
+        let client = runningClient(registry: FerryStaticRegistry(nodes: [node.node]), peer: peer)
         let session = try await peer.dial(node.node.address)
         let request = Google_Protobuf_StringValue("hi")
         let serialized: [UInt8] = try request.serializedBytes()

@@ -13,18 +13,29 @@ import Synchronization
 ///     FerryNode(service: "math", address: .tcp(host: "10.0.0.5", port: 9090)),
 ///     FerryNode(service: "math", address: .tcp(host: "10.0.0.6", port: 9090)),
 /// ])
-/// let math = FerryClient(service: "math", registry: registry)
-/// let sum: Int = try await math.call("/math/add", Add(a: 1, b: 2), options: .timeout(.seconds(1)))
-/// await math.close()
+/// try await withFerryClient(service: "math", registry: registry) { math in
+///     let sum: Int = try await math.call("/math/add", Add(a: 1, b: 2), options: .timeout(.seconds(1)))
+/// }
 /// ```
 ///
-/// The client starts watching the registry on its first call, which waits for the first list
-/// of nodes (at most the call's timeout). Options (timeout, meta, codecs, filters) go unchanged
-/// to the session call of every attempt; waiting for a dial is bounded by the same timeout.
-/// The client dials through the ``FerryPeer`` it is given, so that peer's configuration applies
-/// to its sessions (dial timeout, auth, heartbeats, redial, routes for pushes from the service
-/// back to the client). Nodes are dialled over TCP or Unix sockets, with TLS when
-/// ``Configuration/tls`` is set.
+/// ## Running the client
+///
+/// The client's background work (the registry watch, and the dials of its session pools, which
+/// outlive the call that started them) runs in ``run()``, as child tasks of it: cancelling
+/// `run()` stops them and `run()` returns once they are done. Run it with
+/// ``withFerryClient(service:registry:peer:configuration:isolation:_:)``, which scopes the client
+/// to a closure, or as a swift-service-lifecycle `Service` in a `ServiceGroup`, whose graceful
+/// shutdown stops it. A client runs once.
+///
+/// A call made before `run()` starts waits for it, and for the first list of nodes, within the
+/// call's timeout (so starting `run()` and calling at once do not race); a call made once `run()`
+/// was asked to stop fails at once with 1 "Client Closed".
+///
+/// Options (timeout, meta, codecs, filters) go unchanged to the session call of every attempt;
+/// waiting for a dial is bounded by the same timeout. The client dials through the
+/// ``FerryPeer`` it is given, so that peer's configuration applies to its sessions (dial
+/// timeout, auth, heartbeats, redial, routes for pushes from the service back to the client).
+/// Nodes are dialled over TCP or Unix sockets, with TLS when ``Configuration/tls`` is set.
 ///
 /// A node that leaves the registry takes no new calls; its sessions close once the calls in
 /// flight on them are answered. A node whose entry changes (weight, routes, …) gets a fresh
@@ -33,26 +44,22 @@ import Synchronization
 /// Failures of the client itself, besides those of the session calls:
 /// - **105 "No Endpoint"**: no node of the service serves the route.
 /// - **503 "Circuit Open"**: nodes serve the route, but every one's circuit breaker is open.
-/// - **408 "Timeout"**: the registry gave no list of nodes within the call's timeout.
-/// - **1 "Client Closed"**: ``close()`` was called.
+/// - **408 "Timeout"**: the registry gave no list of nodes within the call's timeout (or
+///   `run()` did not start within it).
+/// - **1 "Client Closed"**: the client stopped (``close()``, or `run()` ended).
 ///
 /// When retries and backup requests are used up, the call ends with its last attempt's reply
 /// or failure.
 public final class FerryClient: Sendable {
-    private enum Phase {
-        case idle
-        case watching(Task<Void, Never>)
-        case closed
-    }
-
-    private struct Table {
-        var set = EndpointSet.empty
-        var byKey: [String: Endpoint] = [:]
+    /// The client's state, under one lock.
+    struct Table {
+        var endpoints = EndpointTable()
         /// Whether the first list has arrived.
         var resolved = false
+        /// Calls waiting for the first list, by waiter ID.
         var waiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
         var nextWaiterID: UInt64 = 0
-        var phase = Phase.idle
+        var run = RunState.notStarted
     }
 
     /// The service called; nil for a client that calls any service by route.
@@ -68,9 +75,10 @@ public final class FerryClient: Sendable {
     let balancer: any Balancer
     let budget: RetryBudget
     let dialler: NodeDialler
-    private let table = Mutex(Table())
+    let table = Mutex(Table())
 
-    /// Creates a client of `service`.
+    /// Creates a client of `service`; it calls once ``run()`` runs (see
+    /// ``withFerryClient(service:registry:peer:configuration:isolation:_:)``).
     ///
     /// - Parameters:
     ///   - service: The service name nodes register under.
@@ -91,7 +99,7 @@ public final class FerryClient: Sendable {
         self.init(service: nil, registry: registry, peer: peer, configuration: configuration)
     }
 
-    private init(service: String?, registry: any FerryRegistry, peer: FerryPeer, configuration: Configuration) {
+    init(service: String?, registry: any FerryRegistry, peer: FerryPeer, configuration: Configuration) {
         self.service = service
         self.registry = registry
         self.peer = peer
@@ -102,10 +110,6 @@ public final class FerryClient: Sendable {
         var logger = peer.logger
         logger[metadataKey: "service"] = "\(service ?? "*")"
         self.logger = logger
-    }
-
-    deinit {
-        if case .watching(let task) = table.withLock({ $0.phase }) { task.cancel() }
     }
 
     // MARK: Calls
@@ -201,28 +205,7 @@ public final class FerryClient: Sendable {
 
     /// What the client knows about each current endpoint.
     public var endpoints: [EndpointStatus] {
-        table.withLock { $0.set.endpoints }.map(\.status)
-    }
-
-    /// Stops watching the registry and closes every session the client opened; calls in flight
-    /// fail with 102 and later calls with 1 "Client Closed". The peer stays open.
-    public func close() async {
-        let (task, endpoints, waiters) = table.withLock { table in
-            var task: Task<Void, Never>?
-            if case .watching(let watching) = table.phase { task = watching }
-            table.phase = .closed
-            let endpoints = table.set.endpoints
-            table.set = EndpointSet(generation: table.set.generation &+ 1, endpoints: [])
-            table.byKey = [:]
-            defer { table.waiters = [:] }
-            return (task, endpoints, Array(table.waiters.values))
-        }
-        task?.cancel()
-        for waiter in waiters { waiter.resume() }
-        for endpoint in endpoints {
-            _ = endpoint.retire()
-            await endpoint.pool.close()
-        }
+        table.withLock { $0.endpoints.set.endpoints }.map(\.status)
     }
 
     // MARK: Endpoints
@@ -231,31 +214,14 @@ public final class FerryClient: Sendable {
     /// with ``currentEndpoints(timeout:)``).
     func readyEndpoints() throws -> EndpointSet? {
         try table.withLock { table in
-            if case .closed = table.phase { throw Self.closedStatus }
-            return table.resolved ? table.set : nil
+            guard table.run.isAccepting else { throw Self.closedStatus }
+            return table.resolved ? table.endpoints.set : nil
         }
     }
 
-    /// The current endpoints, after waiting (at most `timeout`) for the first list.
+    /// The current endpoints, after waiting (at most `timeout`) for ``run()`` and the first list.
     func currentEndpoints(timeout: Duration?) async throws -> EndpointSet {
-        enum Readiness {
-            case ready(EndpointSet)
-            case closed
-            case waiting
-        }
-        func check() -> Readiness {
-            table.withLock { table in
-                if case .closed = table.phase { return .closed }
-                if table.resolved { return .ready(table.set) }
-                startWatching(&table)
-                return .waiting
-            }
-        }
-        switch check() {
-        case .ready(let set): return set
-        case .closed: throw Self.closedStatus
-        case .waiting: break
-        }
+        if let ready = try readyEndpoints() { return ready }
         let limit = timeout ?? peer.configuration.defaultCallTimeout
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.waitUntilResolved() }
@@ -263,32 +229,24 @@ public final class FerryClient: Sendable {
             await group.next()
             group.cancelAll()
         }
-        switch check() {
-        case .ready(let set): return set
-        case .closed: throw Self.closedStatus
-        case .waiting:
-            if Task.isCancelled { throw FerryStatus(.cancelled, "Cancelled", cause: "the calling task was cancelled") }
-            throw FerryStatus(.timedOut, "Timeout", cause: "no node list from the registry within \(limit)")
+        let (ready, notStarted) = try table.withLock { table in
+            guard table.run.isAccepting else { throw Self.closedStatus }
+            return (table.resolved ? table.endpoints.set : nil, table.run.isNotStarted)
         }
+        if let ready { return ready }
+        if Task.isCancelled { throw FerryStatus(.cancelled, "Cancelled", cause: "the calling task was cancelled") }
+        if notStarted {
+            throw FerryStatus(.timedOut, "Timeout", cause: "the client's run() did not start within \(limit) (use withFerryClient, or run the client in a ServiceGroup)")
+        }
+        throw FerryStatus(.timedOut, "Timeout", cause: "no node list from the registry within \(limit)")
     }
 
     /// The current endpoints, without waiting for the first list.
     var snapshot: EndpointSet {
-        table.withLock { $0.set }
+        table.withLock { $0.endpoints.set }
     }
 
-    private func startWatching(_ table: inout Table) {
-        guard case .idle = table.phase else { return }
-        let resolver = FerryResolver(registry: registry, service: service, route: nil, retryDelay: configuration.resolverRetryDelay)
-        table.phase = .watching(Task { [weak self] in
-            for await nodes in resolver {
-                guard let self else { return }
-                await self.apply(nodes)
-            }
-        })
-    }
-
-    /// Suspends until the first list has arrived, the client closes, or the task is cancelled.
+    /// Suspends until the first list has arrived, the client stops, or the task is cancelled.
     private func waitUntilResolved() async {
         let id = table.withLock { table in
             table.nextWaiterID &+= 1
@@ -297,8 +255,7 @@ public final class FerryClient: Sendable {
         await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
                 let wait: Bool = table.withLock { table in
-                    if table.resolved || Task.isCancelled { return false }
-                    if case .closed = table.phase { return false }
+                    if table.resolved || !table.run.isAccepting || Task.isCancelled { return false }
                     table.waiters[id] = continuation
                     return true
                 }
@@ -309,46 +266,35 @@ public final class FerryClient: Sendable {
         }
     }
 
+    /// The calls waiting for ``run()`` or the first list.
+    var waitingCallCount: Int {
+        table.withLock { $0.waiters.count }
+    }
+
     /// Makes the endpoint table match `nodes`: new nodes get endpoints, changed nodes get new
     /// endpoints, and the endpoints of nodes that left are retired (their sessions close once
     /// their calls in flight are done).
     func apply(_ nodes: [FerryNode]) async {
-        let update: (retired: [Endpoint], added: [FerryNode], waiters: [CheckedContinuation<Void, Never>])? = table.withLock { table in
-            if case .closed = table.phase { return nil }
-            var byKey: [String: Endpoint] = [:]
-            var list: [Endpoint] = []
-            var added: [FerryNode] = []
-            for node in nodes where byKey[node.id] == nil {
-                let endpoint: Endpoint
-                if let existing = table.byKey[node.id], existing.node == node {
-                    endpoint = existing
-                } else {
-                    endpoint = Endpoint(node: node, dialler: dialler, poolSize: configuration.poolSize, breaker: configuration.breaker)
-                    added.append(node)
-                }
-                byKey[node.id] = endpoint
-                list.append(endpoint)
-            }
-            let retired = table.set.endpoints.filter { byKey[$0.key] !== $0 }
-            let changed = !retired.isEmpty || !added.isEmpty || list.map(\.key) != table.set.endpoints.map(\.key)
-            if changed {
-                table.set = EndpointSet(generation: table.set.generation &+ 1, endpoints: list)
-                table.byKey = byKey
+        let update: (change: EndpointTable.Change, waiters: [CheckedContinuation<Void, Never>])? = table.withLock { table in
+            guard table.run.isAccepting else { return nil }
+            let change = table.endpoints.apply(nodes) { node in
+                Endpoint(node: node, dialler: dialler, poolSize: configuration.poolSize, breaker: configuration.breaker)
             }
             table.resolved = true
             defer { table.waiters = [:] }
-            return (retired, added, Array(table.waiters.values))
+            return (change, Array(table.waiters.values))
         }
         guard let update else { return }
         for waiter in update.waiters { waiter.resume() }
-        if !update.added.isEmpty || !update.retired.isEmpty {
+        let (retired, added) = (update.change.retired, update.change.added)
+        if !added.isEmpty || !retired.isEmpty {
             logger.info("endpoints changed", metadata: [
-                "added": "\(update.added.map(\.address.description))",
-                "removed": "\(update.retired.map(\.node.address.description))",
+                "added": "\(added.map(\.address.description))",
+                "removed": "\(retired.map(\.node.address.description))",
                 "count": "\(nodes.count)",
             ])
         }
-        for endpoint in update.retired where endpoint.retire() {
+        for endpoint in retired where endpoint.retire() {
             await endpoint.pool.close()
         }
     }

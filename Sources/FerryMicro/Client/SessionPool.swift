@@ -129,16 +129,15 @@ final class SessionPool: Sendable {
                 case .wait:
                     break
                 case .dial(let dialID):
-                    let dialler = self.dialler
-                    let address = self.address
-                    Task {
-                        let result: Result<FerrySession, FerryStatus>
-                        do {
-                            result = .success(try await dialler.dial(address))
-                        } catch {
-                            result = .failure((error as? FerryStatus) ?? FerryStatus(.dialFailed, "Dial Failed", cause: "\(address): \(error)"))
-                        }
+                    // The dial is a child task of the client's run(): it goes on when this
+                    // caller stops waiting, and fills the slot for the next call.
+                    let started = dialler.startDial(address) { result in
                         await self.dialFinished(slot: index, dialID: dialID, result: result)
+                    }
+                    if !started {
+                        for waiter in settle(slot: index, dialID: dialID, result: .failure(Self.stoppedStatus)).waiters {
+                            waiter.resume(throwing: Self.stoppedStatus)
+                        }
                     }
                 }
             }
@@ -155,7 +154,21 @@ final class SessionPool: Sendable {
 
     /// Settles a slot with the outcome of its dial and wakes the callers waiting for it.
     private func dialFinished(slot index: Int, dialID: UInt64, result: Result<FerrySession, FerryStatus>) async {
-        let (waiters, closeIt): ([CheckedContinuation<FerrySession, any Error>], Bool) = state.withLock { state in
+        let (waiters, closeIt) = settle(slot: index, dialID: dialID, result: result)
+        if closeIt {
+            for waiter in waiters { waiter.resume(throwing: Self.closedStatus) }
+            if case .success(let session) = result { await session.close() }
+            return
+        }
+        for waiter in waiters { waiter.resume(with: result) }
+    }
+
+    /// Puts the outcome of dial `dialID` in slot `index`, and returns the callers that waited
+    /// for it; `closeIt` when the pool closed meanwhile (the session, if any, must be closed).
+    private func settle(
+        slot index: Int, dialID: UInt64, result: Result<FerrySession, FerryStatus>
+    ) -> (waiters: [CheckedContinuation<FerrySession, any Error>], closeIt: Bool) {
+        state.withLock { state in
             let waiters = Array((state.waiters.removeValue(forKey: dialID) ?? [:]).values)
             if state.closed {
                 state.slots[index] = .empty
@@ -170,12 +183,6 @@ final class SessionPool: Sendable {
             }
             return (waiters, false)
         }
-        if closeIt {
-            for waiter in waiters { waiter.resume(throwing: Self.closedStatus) }
-            if case .success(let session) = result { await session.close() }
-            return
-        }
-        for waiter in waiters { waiter.resume(with: result) }
     }
 
     /// Drops `session` from its slot and closes it, if it no longer has a connection (the call
@@ -222,6 +229,10 @@ final class SessionPool: Sendable {
 
     private static var closedStatus: FerryStatus {
         FerryStatus(.connectionClosed, "Connection Closed", cause: "the endpoint left the client")
+    }
+
+    private static var stoppedStatus: FerryStatus {
+        FerryStatus(.connectionClosed, "Connection Closed", cause: "the client stopped: no new dials")
     }
 
     private static var cancelledStatus: FerryStatus {

@@ -70,7 +70,7 @@ public struct FerryResolver: AsyncSequence, Sendable {
         /// Iteration never throws: registry failures are retried.
         public typealias Failure = Never
         private let resolver: FerryResolver
-        private var watch: AsyncThrowingStream<[FerryNode], any Error>.AsyncIterator?
+        private var watch: (any AsyncIteratorProtocol<[FerryNode], any Error>)?
         private var last: [FerryNode]?
         /// Set when a watch failed: the registry may come back empty before its nodes have
         /// registered again (etcd restarted without its data), and that must not empty a known
