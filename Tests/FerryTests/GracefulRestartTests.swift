@@ -1,4 +1,5 @@
 import Ferry
+import FerryTestSupport
 import Foundation
 import Synchronization
 import Testing
@@ -76,6 +77,41 @@ struct GracefulRestartTests {
         #expect(failures.all.isEmpty, "failed calls: \(failures.all.prefix(5)); log:\n\(server.log)")
         #expect(calls.value > 200)
         #expect(Set(servingPIDs.all) == [parentPID, childPID], "calls were served by both processes")
+        await client.close()
+    }
+
+    @Test("a successor that dies before it listens fails the restart at once; the old process keeps serving and leaves no zombie")
+    func successorDiesBeforeListening() async throws {
+        try #require(FileManager.default.isExecutableFile(atPath: ServerProcess.executable.path), "build the ferry executable first (swift build)")
+        let files = try TemporaryDirectory()
+        defer { files.remove() }
+        let failStart = files.path("fail-start")
+        let server = try ServerProcess.start(environment: ["FERRY_SERVE_FAIL_START_IF_EXISTS": failStart])
+        defer {
+            kill(server.process.processIdentifier, SIGKILL)
+            server.process.waitUntilExit()
+            server.directory.remove()
+        }
+        let client = FerryPeer(configuration: .init(defaultCallTimeout: .seconds(5)), logger: quietLogger())
+        let session = try await dialWhenReady(client, .tcp(host: "127.0.0.1", port: server.port))
+        let serverPID = Int(server.process.processIdentifier)
+        #expect(try await session.call("/process", (), as: Int.self) == serverPID)
+
+        // From now on a starting `ferry serve` exits with status 3 before it listens.
+        #expect(FileManager.default.createFile(atPath: failStart, contents: nil))
+        let signalled = ContinuousClock.now
+        // The server restarts with `restart()`'s default ready timeout of 30 s.
+        kill(server.process.processIdentifier, SIGUSR2)
+        let failure = await server.output.line(containing: "restart failed")
+        let took = signalled.duration(to: .now)
+        let failureLine = try #require(failure, "log:\n\(server.log)")
+        #expect(took < .seconds(10), "the failure was noticed after \(took)")
+        #expect(failureLine.contains("exited with status 3"), "\(failureLine)")
+
+        let startLine = try #require(await server.output.line(containing: "started a successor process"))
+        let successor = try #require(startLine.firstMatch(of: /pid=(\d+)/).flatMap { pid_t($0.1) }, "\(startLine)")
+        #expect(processState(successor) == nil, "the dead successor is reaped, not left a zombie (state \(processState(successor).map(String.init) ?? "-"))")
+        #expect(try await session.call("/process", (), as: Int.self) == serverPID, "the old process still serves")
         await client.close()
     }
 

@@ -1,5 +1,6 @@
 import Logging
 import NIOCore
+import NIOPosix
 import Synchronization
 
 #if canImport(Glibc)
@@ -17,6 +18,8 @@ import Darwin
 /// pipe announced as `FERRY_RESTART_READY_FD=<fd>`, and waits until the child writes one byte to
 /// that pipe: the child does so once it listens on every inherited socket. Then the parent stops accepting and drains.
 /// Both processes accept from the same kernel socket meanwhile, so no connection is refused.
+/// The child holds the only write end of the pipe, so the parent reads end of file as soon as the
+/// child exits without being ready.
 enum ListenerHandoff {
     static let listenersVariable = "FERRY_INHERITED_LISTENERS"
     static let readyVariable = "FERRY_RESTART_READY_FD"
@@ -40,6 +43,9 @@ enum ListenerHandoff {
             // Children of this process must not see stale descriptors.
             unsetenv(listenersVariable)
             unsetenv(readyVariable)
+            for fd in Array(result.descriptors.values) + [result.readyDescriptor].compactMap({ $0 }) {
+                _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+            }
             return result
         }
     }
@@ -96,18 +102,34 @@ enum ListenerHandoff {
         return fd
     }
 
+    // MARK: Starting a successor
+
+    /// What a successor runs: this program again, with this process's arguments, by default.
+    struct SuccessorCommand: Sendable {
+        var executable: String
+        var arguments: [String]
+
+        static var thisProgram: SuccessorCommand { SuccessorCommand(executable: "/proc/self/exe", arguments: CommandLine.arguments) }
+    }
+
     /// Starts a copy of this process that inherits `listeners` (requested address → socket),
     /// and waits until it listens on all of them.
-    static func startSuccessor(listeners: [(address: FerryAddress, fd: CInt)], readyTimeout: Duration, logger: Logger) async throws {
+    ///
+    /// A successor that exits first fails this at once, with its exit status; one that is not
+    /// ready within `readyTimeout`, or closes its pipe without being ready, or whose start is
+    /// cancelled, is killed. Every successor that ends here is reaped; a ready one lives on.
+    static func startSuccessor(
+        listeners: [(address: FerryAddress, fd: CInt)], readyTimeout: Duration, logger: Logger,
+        command: SuccessorCommand = .thisProgram
+    ) async throws {
+        try Task.checkCancellation()
         var pipeEnds: [CInt] = [0, 0]
-        guard pipe(&pipeEnds) == 0 else { throw POSIXFailure(call: "pipe", errno: errno) }
+        guard pipe(&pipeEnds) == 0 else {
+            throw FerryLifecycleError.restartFailed("\(POSIXFailure(call: "pipe", errno: errno))")
+        }
         let (readEnd, writeEnd) = (pipeEnds[0], pipeEnds[1])
         _ = fcntl(readEnd, F_SETFD, FD_CLOEXEC)
         _ = fcntl(writeEnd, F_SETFD, FD_CLOEXEC)
-        defer {
-            close(readEnd)
-            close(writeEnd)
-        }
         // The successor receives exactly stdin, stdout, stderr and these, as fds 3, 4, …: the
         // listening sockets, then the ready pipe.
         let handedOver = listeners.map(\.fd) + [writeEnd]
@@ -116,26 +138,129 @@ enum ListenerHandoff {
         var environment = ProcessEnvironment.current.filter { !$0.hasPrefix("\(listenersVariable)=") && !$0.hasPrefix("\(readyVariable)=") }
         environment.append("\(listenersVariable)=\(entries.joined(separator: ";"))")
         environment.append("\(readyVariable)=\(3 + listeners.count)")
-        let pid = try spawnSelf(environment: environment, handingOver: handedOver)
+        let pid: pid_t
+        do {
+            pid = try spawn(command, environment: environment, handingOver: handedOver)
+        } catch {
+            close(readEnd)
+            close(writeEnd)
+            throw (error as? FerryLifecycleError) ?? .restartFailed("\(error)")
+        }
+        // From here the successor holds the only write end.
+        close(writeEnd)
         logger.info("started a successor process", metadata: ["pid": "\(pid)", "listeners": "\(listeners.map { "\($0.address)" }.joined(separator: ";"))"])
 
-        // Wait for the ready byte without blocking a thread of the cooperative pool.
-        let deadline = ContinuousClock.now + readyTimeout
-        var descriptor = pollfd(fd: readEnd, events: Int16(POLLIN), revents: 0)
-        while ContinuousClock.now < deadline {
-            if poll(&descriptor, 1, 0) > 0 {
-                var byte: UInt8 = 0
-                if read(readEnd, &byte, 1) == 1 { return }
-                throw FerryLifecycleError.restartFailed("the successor exited before it was ready")
-            }
-            try await Task.sleep(for: .milliseconds(20))
+        let readiness: Readiness
+        do {
+            readiness = try await waitForReadiness(readEnd, timeout: readyTimeout)
+        } catch {
+            let ending = await reap(pid)
+            throw FerryLifecycleError.restartFailed("cannot read the successor's readiness pipe (\(error)); the successor (pid \(pid)) \(ending)")
         }
-        throw FerryLifecycleError.restartFailed("the successor was not ready within \(readyTimeout)")
+        switch readiness {
+        case .ready:
+            return
+        case .closed:
+            let ending = await reap(pid)
+            throw FerryLifecycleError.restartFailed("the successor (pid \(pid)) \(ending) before it was ready")
+        case .timedOut:
+            let ending = await reap(pid)
+            throw FerryLifecycleError.restartFailed("the successor (pid \(pid)) was not ready within \(readyTimeout); it \(ending)")
+        case .cancelled:
+            _ = await reap(pid)
+            throw CancellationError()
+        }
     }
 
-    /// Spawns `/proc/self/exe` with this process's arguments; the child gets `descriptors` as
-    /// fds 3, 4, … and no other descriptor beyond stdin, stdout and stderr.
-    private static func spawnSelf(environment: [String], handingOver descriptors: [CInt]) throws -> pid_t {
+    /// How the wait for a successor's ready byte ended.
+    fileprivate enum Readiness: Sendable {
+        case ready
+        /// End of file: every write end is closed, and no byte came.
+        case closed
+        case timedOut
+        case cancelled
+    }
+
+    /// Waits on an event loop for a byte or the end of file on `readEnd` (which it takes over
+    /// and closes), for at most `timeout`, or until the task is cancelled.
+    private static func waitForReadiness(_ readEnd: CInt, timeout: Duration) async throws -> Readiness {
+        let eventLoop = MultiThreadedEventLoopGroup.singleton.next()
+        let outcome = eventLoop.makePromise(of: Readiness.self)
+        let channel: any Channel
+        do {
+            channel = try await NIOPipeBootstrap(group: eventLoop)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(ReadinessHandler(outcome: outcome))
+                    }
+                }
+                .takingOwnershipOfDescriptor(input: readEnd)
+                .get()
+        } catch {
+            outcome.fail(error)
+            throw error
+        }
+        let timer = eventLoop.scheduleTask(in: TimeAmount(timeout)) { outcome.succeed(.timedOut) }
+        let readiness = try await withTaskCancellationHandler {
+            try await outcome.futureResult.get()
+        } onCancel: {
+            outcome.succeed(.cancelled)
+        }
+        timer.cancel()
+        channel.close(promise: nil)
+        return readiness
+    }
+
+    /// Reads the readiness pipe: one byte means ready, end of file means no successor will write.
+    fileprivate final class ReadinessHandler: ChannelInboundHandler {
+        typealias InboundIn = ByteBuffer
+
+        private let outcome: EventLoopPromise<Readiness>
+
+        init(outcome: EventLoopPromise<Readiness>) { self.outcome = outcome }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            if Self.unwrapInboundIn(data).readableBytes > 0 { outcome.succeed(.ready) }
+        }
+
+        func channelInactive(context: ChannelHandlerContext) {
+            outcome.succeed(.closed)
+            context.fireChannelInactive()
+        }
+
+        func errorCaught(context: ChannelHandlerContext, error: any Error) {
+            outcome.fail(error)
+            context.close(promise: nil)
+        }
+    }
+
+    /// Waits for `pid` to end (killing it first if it still runs) and says how it ended. The wait
+    /// blocks a thread of NIO's pool, not of the cooperative pool; it is short, as the process
+    /// has exited or been killed.
+    private static func reap(_ pid: pid_t) async -> String {
+        var status: CInt = 0
+        var result = waitpid(pid, &status, WNOHANG)
+        if result == 0 {
+            // Still running, or still exiting: a kill does not change the status of a process
+            // that is already on its way out.
+            kill(pid, SIGKILL)
+            let eventLoop = MultiThreadedEventLoopGroup.singleton.next()
+            let waited = try? await NIOThreadPool.singleton.runIfActive(eventLoop: eventLoop) { () -> (pid_t, CInt) in
+                var status: CInt = 0
+                var result: pid_t
+                repeat { result = waitpid(pid, &status, 0) } while result < 0 && errno == EINTR
+                return (result, status)
+            }.get()
+            (result, status) = waited ?? (-1, 0)
+        }
+        guard result == pid else { return "ended (its exit status is unknown)" }
+        let signal = status & 0x7f
+        return signal == 0 ? "exited with status \((status >> 8) & 0xff)" : "was killed by signal \(signal)"
+    }
+
+    /// Spawns `command`; the child gets `descriptors` as fds 3, 4, … and no other descriptor
+    /// beyond stdin, stdout and stderr.
+    private static func spawn(_ command: SuccessorCommand, environment: [String], handingOver descriptors: [CInt]) throws -> pid_t {
         // Copies above any target number first, so moving them to 3, 4, … cannot clobber a
         // source that is still needed; the copies are closed with everything else above.
         let firstFree = CInt(3 + descriptors.count)
@@ -154,7 +279,7 @@ enum ListenerHandoff {
         }
         try closeFrom(firstFree, in: &actions)
 
-        let arguments = CommandLine.arguments
+        let arguments = command.arguments
         var pid: pid_t = 0
         let argv = arguments.map { strdup($0) } + [nil]
         let envp = environment.map { strdup($0) } + [nil]
@@ -162,7 +287,7 @@ enum ListenerHandoff {
             for pointer in argv { free(pointer) }
             for pointer in envp { free(pointer) }
         }
-        let result = posix_spawn(&pid, "/proc/self/exe", &actions, nil, argv, envp)
+        let result = posix_spawn(&pid, command.executable, &actions, nil, argv, envp)
         guard result == 0 else { throw POSIXFailure(call: "posix_spawn", errno: result) }
         return pid
     }
@@ -179,6 +304,9 @@ enum ListenerHandoff {
         guard result == 0 else { throw POSIXFailure(call: "posix_spawn_file_actions_addclosefrom_np", errno: result) }
     }
 }
+
+@available(*, unavailable)
+extension ListenerHandoff.ReadinessHandler: Sendable {}
 
 /// The environment of this process as `NAME=value` strings.
 private enum ProcessEnvironment {
