@@ -519,6 +519,9 @@ public enum FerryLifecycleError: Error, Sendable, CustomStringConvertible {
     case connectionLimit
     /// A graceful restart could not start its successor.
     case restartFailed(String)
+    /// A listener could not be opened: the address is taken (a live listener holds the Unix
+    /// socket path, or the port), the path is not a socket, or the system refused.
+    case listenFailed(String)
 
     /// A readable form, for logs and error messages.
     public var description: String {
@@ -526,6 +529,7 @@ public enum FerryLifecycleError: Error, Sendable, CustomStringConvertible {
         case .shuttingDown: "the peer is shutting down"
         case .connectionLimit: "the connection limit is reached"
         case .restartFailed(let reason): "restart failed: \(reason)"
+        case .listenFailed(let reason): "cannot listen: \(reason)"
         }
     }
 }

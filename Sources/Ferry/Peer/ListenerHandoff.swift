@@ -67,24 +67,31 @@ enum ListenerHandoff {
         return fd
     }
 
+    // MARK: Opening a listening socket
+
     /// Opens a listening socket for `address` (close-on-exec, so only deliberate duplicates are
-    /// inherited).
-    static func openListeningSocket(_ address: FerryAddress, backlog: CInt) throws -> CInt {
+    /// inherited). A Unix socket path is taken over only from a listener that is gone: a path a
+    /// live listener holds, or a file that is not a socket, is refused.
+    static func openListeningSocket(_ address: FerryAddress, backlog: CInt) throws(FerryLifecycleError) -> CInt {
+        do {
+            return try openSocket(address, backlog: backlog)
+        } catch let error as FerryLifecycleError {
+            throw error
+        } catch {
+            throw .listenFailed("\(address): \(error)")
+        }
+    }
+
+    private static func openSocket(_ address: FerryAddress, backlog: CInt) throws -> CInt {
         let socketAddress: SocketAddress
         switch address {
         case .tcp(let host, let port):
             socketAddress = try SocketAddress.makeAddressResolvingHost(host, port: port)
         case .unix(let path):
             socketAddress = try SocketAddress(unixDomainSocketPath: path)
-            unlink(path)
+            try removeStaleSocket(at: path, socketAddress, for: address)
         }
-        #if canImport(Darwin)
-        let type = SOCK_STREAM
-        #else
-        let type = CInt(SOCK_STREAM.rawValue) | CInt(SOCK_CLOEXEC.rawValue)
-        #endif
-        let fd = socket(CInt(socketAddress.protocol.rawValue), type, 0)
-        guard fd >= 0 else { throw POSIXFailure(call: "socket", errno: errno) }
+        let fd = try makeSocket(socketAddress)
         do {
             if case .tcp = address {
                 var one: CInt = 1
@@ -93,13 +100,57 @@ enum ListenerHandoff {
                 }
             }
             let bound = socketAddress.withSockAddr { pointer, length in bind(fd, pointer, socklen_t(length)) }
-            guard bound == 0 else { throw POSIXFailure(call: "bind \(address)", errno: errno) }
+            guard bound == 0 else { throw POSIXFailure(call: "bind", errno: errno) }
             guard listen(fd, backlog) == 0 else { throw POSIXFailure(call: "listen", errno: errno) }
         } catch {
             close(fd)
             throw error
         }
         return fd
+    }
+
+    /// A close-on-exec stream socket of `address`'s family.
+    private static func makeSocket(_ address: SocketAddress) throws -> CInt {
+        #if canImport(Darwin)
+        let type = SOCK_STREAM
+        #else
+        let type = CInt(SOCK_STREAM.rawValue) | CInt(SOCK_CLOEXEC.rawValue)
+        #endif
+        let fd = socket(CInt(address.protocol.rawValue), type, 0)
+        guard fd >= 0 else { throw POSIXFailure(call: "socket", errno: errno) }
+        return fd
+    }
+
+    /// Makes way for a Unix socket at `path`: removes a socket file no listener answers on (its
+    /// process is gone), and refuses a path a live listener holds or that is not a socket.
+    private static func removeStaleSocket(at path: String, _ socketAddress: SocketAddress, for address: FerryAddress) throws {
+        var info = stat()
+        guard lstat(path, &info) == 0 else {
+            if errno == ENOENT { return }
+            throw POSIXFailure(call: "stat", errno: errno)
+        }
+        guard info.st_mode & S_IFMT == S_IFSOCK else {
+            throw FerryLifecycleError.listenFailed("\(address): the path exists and is not a socket; it is left as it is")
+        }
+        guard try !answersConnections(socketAddress) else {
+            throw FerryLifecycleError.listenFailed("\(address) is in use: a listener answers on it")
+        }
+        guard unlink(path) == 0 || errno == ENOENT else { throw POSIXFailure(call: "unlink", errno: errno) }
+    }
+
+    /// Whether a listener accepts connections at `address`, asked without blocking: a refused
+    /// connection means the socket file outlived its listener.
+    private static func answersConnections(_ address: SocketAddress) throws -> Bool {
+        let fd = try makeSocket(address)
+        defer { close(fd) }
+        guard fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) == 0 else { throw POSIXFailure(call: "fcntl", errno: errno) }
+        let connected = address.withSockAddr { pointer, length in connect(fd, pointer, socklen_t(length)) }
+        if connected == 0 { return true }
+        switch errno {
+        case EAGAIN, EINPROGRESS: return true  // a listener with a full accept queue
+        case ECONNREFUSED, ENOENT: return false
+        default: throw POSIXFailure(call: "connect", errno: errno)
+        }
     }
 
     // MARK: Starting a successor
