@@ -206,9 +206,14 @@ enum QueryString {
         return Array(buffer.readableBytesView)
     }
 
+    /// The OK status as read from the wire.
+    private static let remoteOK = FerryStatus(.ok, origin: .remote)
+
+    /// Parses a status read from the wire: its ``FerryStatus/origin`` is
+    /// ``FerryStatus/Origin/remote``, since the other peer wrote it.
     static func decodeStatus(_ bytes: UnsafeRawBufferPointer) throws -> FerryStatus {
-        if bytes.isEmpty || okStatus.withUTF8Buffer({ bytes.elementsEqual(UnsafeRawBufferPointer($0)) }) { return .ok }
-        var status = FerryStatus.ok
+        if bytes.isEmpty || okStatus.withUTF8Buffer({ bytes.elementsEqual(UnsafeRawBufferPointer($0)) }) { return remoteOK }
+        var status = remoteOK
         try forEachPair(in: bytes) { key, value in
             switch key {
             case "code":

@@ -162,7 +162,8 @@ public struct FerryRawProto: FerryProto {
             let type = FerryMessageType(rawValue: try header.readByte(field: "message type"))
             let methodLength = try header.readByte(field: "service method")
             let serviceMethod = String(decoding: try header.readBytes(Int(methodLength), field: "service method"), as: UTF8.self)
-            // Status and meta are parsed from the bytes in place.
+            // Status and meta are parsed from the bytes in place; the status is marked as the
+            // remote's (`FerryStatus.Origin.remote`).
             let statusBytes = try header.readBytes(Int(try header.readUInt16(field: "status")), field: "status")
             let status: FerryStatus
             do { status = try QueryString.decodeStatus(statusBytes) } catch {

@@ -26,26 +26,34 @@ public struct FerryReply: Sendable {
     /// The reply body bytes.
     public var body: ByteBuffer { message.body }
 
-    /// Decodes the body as `Value` after checking the status: a non-OK status is thrown.
-    /// `Void` yields nothing and `ByteBuffer` yields the raw body.
+    /// Decodes the body as `Value` after checking the status. `Void` yields nothing and
+    /// `ByteBuffer` yields the raw body.
+    ///
+    /// - Throws: The reply's own status when it is not OK (its ``FerryStatus/origin`` is
+    ///   ``FerryStatus/Origin/remote``: the remote said it). A body this side cannot decode
+    ///   throws ``FerryStatus/undecodableReply(_:origin:underlyingError:)``: 400 "Undecodable
+    ///   Reply", raised here after the call ran (``FerryStatus/Origin/localAfterSending``), with
+    ///   the decoding error as ``FerryStatus/underlyingError``.
     public func decode<Value>(_ type: Value.Type = Value.self) throws -> Value {
         if Value.self == Void.self, message.status.isOK { return () as! Value }
-        return try decodeBody { try codecs.decode(type, from: message.body, codec: message.bodyCodec) }
+        return try decodeBody(type) { try codecs.decode(type, from: message.body, codec: message.bodyCodec) }
     }
 
     /// Decodes the body as the protobuf message `Value` after checking the status: the same as
     /// the unconstrained ``decode(_:)``, with no search for the type's conformance per reply
     /// when the body codec is ``FerryProtobufCodec``.
     public func decode<Value: SwiftProtobuf.Message>(_ type: Value.Type = Value.self) throws -> Value {
-        try decodeBody { try codecs.decode(type, from: message.body, codec: message.bodyCodec) }
+        try decodeBody(type) { try codecs.decode(type, from: message.body, codec: message.bodyCodec) }
     }
 
-    private func decodeBody<Value>(_ decode: () throws -> Value) throws -> Value {
+    private func decodeBody<Value>(_ type: Value.Type, _ decode: () throws -> Value) throws -> Value {
         guard message.status.isOK else { throw message.status }
         do {
             return try decode()
         } catch {
-            throw FerryStatus(.badMessage, "Bad Message", cause: "reply body: \(error)")
+            throw FerryStatus.undecodableReply(
+                "the reply body (codec \(message.bodyCodec), \(message.body.readableBytes) bytes) could not be decoded here as \(Value.self): \(error)",
+                underlyingError: error)
         }
     }
 }
