@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import ServiceLifecycle
 import Synchronization
 import Testing
 
@@ -82,6 +83,8 @@ struct EtcdRegistryTests {
         case runCancelled
         /// The `withFerryEtcdRegistry` scope returns.
         case scopeReturned
+        /// Its `ServiceGroup` shuts down gracefully.
+        case gracefulShutdown
 
         var testDescription: String { rawValue }
     }
@@ -119,6 +122,18 @@ struct EtcdRegistryTests {
                 return registry.key(of: node)
             }
             #expect(try await client.range(key).values.isEmpty, "the scope deregisters its nodes")
+        case .gracefulShutdown:
+            let registry = FerryEtcdRegistry(client: client, ttl: 2, logger: quietLogger())
+            let services = ServiceGroup(configuration: .init(services: [registry], logger: quietLogger()))
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await services.run() }
+                try await registry.register(node)
+                await services.triggerGracefulShutdown()
+                try await group.waitForAll()
+            }
+            key = registry.key(of: node)
+            #expect(try await client.range(key).values.isEmpty, "a graceful shutdown deregisters the nodes")
+            await #expect(throws: FerryRunError.self) { try await registry.register(node) }
         }
         #expect(try await keyDisappears(key, from: client, within: .seconds(10)), "nothing may renew the lease once the owner stopped")
     }

@@ -1,4 +1,5 @@
 @testable import FerryMicro
+import ServiceLifecycle
 import Synchronization
 import Testing
 
@@ -44,6 +45,31 @@ struct ClientLifecycleTests {
         #expect(client.endpoints.isEmpty)
         let status = await statusThrown { try await client.call("/work", "x", as: String.self) }
         #expect(status?.code == .invalidOperation && status?.message == "Client Closed")
+        #expect(await eventually { node.peer.hub.count == 0 })
+        await node.stop()
+    }
+
+    @Test("a graceful shutdown of its ServiceGroup ends run(), takes no new call, and lets the call in flight finish before its session closes")
+    func gracefulShutdown() async throws {
+        let node = try await TestNode.start("n0", behaviour: .block)
+        let client = FerryClient(service: testService, registry: FerryStaticRegistry(nodes: [node.node]), peer: makeClientPeer())
+        let services = ServiceGroup(configuration: .init(services: [client], logger: quietLogger()))
+        try await withThrowingTaskGroup(of: String?.self) { group in
+            group.addTask {
+                try await services.run()
+                return nil
+            }
+            group.addTask { try await client.call("/work", "x", as: String.self, options: .timeout(.seconds(30))) }
+            #expect(await eventually { node.blockedCount == 1 })
+            await services.triggerGracefulShutdown()
+            let first = try await group.next()
+            #expect(first == .some(nil), "run() returns while the call is in flight")
+            let refused = await statusThrown { try await client.call("/meta", "x", as: String.self) }
+            #expect(refused?.message == "Client Closed")
+            #expect(node.peer.hub.count == 1)
+            node.release()
+            #expect(try await group.next() == "n0")
+        }
         #expect(await eventually { node.peer.hub.count == 0 })
         await node.stop()
     }

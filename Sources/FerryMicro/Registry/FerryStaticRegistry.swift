@@ -8,7 +8,7 @@ import Synchronization
 ///     FerryNode(service: "math", address: .tcp(host: "10.0.0.5", port: 9090)),
 ///     FerryNode(service: "math", address: .tcp(host: "10.0.0.6", port: 9090)),
 /// ])
-/// let client = FerryClient(service: "math", registry: registry)
+/// try await withFerryClient(service: "math", registry: registry) { math in … }
 /// ```
 ///
 /// Entries have no lease: they stay until deregistered.
