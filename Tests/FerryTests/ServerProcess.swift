@@ -8,6 +8,11 @@ import Testing
 import Glibc
 #endif
 
+/// The tests that put real `ferry serve` processes under load. They run one at a time, as their
+/// timing needs the machine's cores, and in parallel with every other test.
+@Suite("Real server processes", .serialized)
+struct RealProcessTests {}
+
 /// A `ferry serve` process started by a test.
 struct ServerProcess {
     let process: Process
