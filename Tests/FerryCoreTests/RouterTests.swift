@@ -187,6 +187,131 @@ struct RouterTests {
         #expect(router.routes.map(\.description) == ["CALL /a", "PUSH /chat/say"])
     }
 
+    private func push(_ table: FerryRouteTable, _ route: String, body: String) async -> FerryStatus {
+        let message = FerryMessage(type: .push, seq: 1, serviceMethod: route, bodyCodec: .plain, body: ByteBuffer(string: body))
+        return await table.receivePush(message, context: FerryContext(session: session, message: message, logger: Logger(label: "test")))
+    }
+
+    private func call(_ table: FerryRouteTable, _ route: String, body: String) async -> FerryMessage {
+        let message = FerryMessage(type: .call, seq: 7, serviceMethod: route, bodyCodec: .json, body: ByteBuffer(string: body))
+        return await table.reply(to: message, context: FerryContext(session: session, message: message, logger: Logger(label: "test")), exposeErrorDetails: false)
+    }
+
+    @Test("a route is registered and matched as written: /math/add and erpc's RPC-style Hello.Say, not /Hello.Say")
+    func routeNamesAsWritten() async {
+        let router = FerryRouter()
+        router.call("/math/add") { (args: Add, _) in args.a + args.b }
+        router.call("Hello.Say") { (name: String, _) in "hello, \(name)" }
+        let said = Trail()
+        router.push("Chat.Say") { (text: String, _) in said.append(text) }
+        #expect(router.routes.map(\.description) == ["CALL /math/add", "PUSH Chat.Say", "CALL Hello.Say"])
+
+        #expect(String(buffer: await call(router, "/math/add", body: #"{"a":1,"b":2}"#).body) == "3")
+        let hello = await call(router, "Hello.Say", body: #""ferry""#)
+        #expect(hello.status == .ok && String(buffer: hello.body) == #""hello, ferry""#)
+        for other in ["/Hello.Say", "Hello/Say", "hello.say", "math/add", "/math/add/", "//math/add"] {
+            #expect(await call(router, other, body: "{}").status.code == .notFound, "\(other)")
+        }
+        let table = router.freeze()
+        #expect(await push(table, "Chat.Say", body: "hi") == .ok && said.all == ["hi"])
+        #expect(await push(table, "/Chat.Say", body: "hi").code == .notFound)
+    }
+
+    @Test("a group joins slash-style names with slashes and dotted names with dots")
+    func groupNameStyles() async {
+        let router = FerryRouter()
+        let hello = router.group("Hello")
+        hello.call("Say") { (_: Void, _) in "said" }
+        hello.call("") { (_: Void, _) in "root" }
+        router.group("pay.").group(".Alipay").call("App") { (_: Void, _) in "app" }
+        router.group("/admin").call("stats") { (_: Void, _) in "stats" }
+        // One slash anywhere makes the whole name slash-style, whatever the nesting.
+        router.group("api").group("v1").call("/echo") { (text: String, _) in text }
+        router.group("Hello").push("/bye") { (_: Void, _) in }
+        #expect(
+            router.routes.map(\.description) == [
+                "PUSH /Hello/bye", "CALL /admin/stats", "CALL /api/v1/echo", "CALL Hello", "CALL Hello.Say", "CALL pay.Alipay.App",
+            ])
+        #expect(String(buffer: await call(router, "Hello.Say", body: "").body) == #""said""#)
+        #expect(String(buffer: await call(router, "pay.Alipay.App", body: "").body) == #""app""#)
+        #expect(await call(router, "/Hello/Say", body: "").status.code == .notFound)
+    }
+
+    @Test("the frozen table dispatches calls, pushes and catch-alls as the router did, and lists the same routes")
+    func frozenTableDispatches() async {
+        let router = FerryRouter()
+        let trail = Trail()
+        router.use(Tracing(name: "router", trail: trail))
+        router.call("/math/add") { (args: Add, _) in args.a + args.b }
+        router.call("Math.Double") { (value: Int, _) in value * 2 }
+        router.push("/chat/say") { (text: String, _) in trail.append(text) }
+        router.unknownCall { message, _ in FerryResponse(bodyCodec: .plain, body: ByteBuffer(string: "proxied \(message.serviceMethod)")) }
+        let table = router.freeze()
+
+        let sum = await call(table, "/math/add", body: #"{"a":2,"b":3}"#)
+        #expect(sum.status == .ok && String(buffer: sum.body) == "5" && sum.meta.values(for: "via") == ["router"])
+        #expect(String(buffer: await call(table, "Math.Double", body: "21").body) == "42")
+        #expect(String(buffer: await call(table, "/elsewhere", body: "").body) == "proxied /elsewhere")
+        #expect(await call(table, "", body: "").status.code == .badMessage)
+        #expect(await push(table, "/chat/say", body: "hi") == .ok)
+        // No catch-all for pushes: an unknown push is not found.
+        #expect(await push(table, "/chat/shout", body: "hi").code == .notFound)
+        #expect(trail.all == ["router>", "<router", "router>", "<router", "router>", "<router", "router>", "hi", "<router"])
+        if case .synchronous? = table.handler(for: .call, path: "/math/add") {
+            Issue.record("a route under middleware must be wrapped as an asynchronous handler")
+        }
+
+        #expect(table.routes == router.routes)
+        #expect(table.routes.map(\.description) == ["PUSH /chat/say", "CALL /math/add", "CALL Math.Double"])
+        #expect(router.freeze() === table, "freezing again hands out the same table")
+        // The router still answers lookups (through its lock) once frozen.
+        #expect(await call(router, "Math.Double", body: "4").status == .ok)
+    }
+
+    @Test("a frozen table keeps a synchronous route synchronous and lives on without its router")
+    func tableOutlivesRouter() async throws {
+        weak var released: FerryRouter?
+        let table: FerryRouteTable
+        do {
+            let router = FerryRouter()
+            router.call("Echo.Say") { (text: String, _) in text }
+            table = router.freeze()
+            released = router
+        }
+        #expect(released == nil, "the table holds no reference to the router")
+        let handler = try #require(table.handler(for: .call, path: "Echo.Say"))
+        guard case .synchronous = handler else {
+            Issue.record("a closure without await, under no middleware, stays synchronous")
+            return
+        }
+        #expect(String(buffer: await call(table, "Echo.Say", body: #""x""#).body) == #""x""#)
+    }
+
+    @Test("registering after freeze stops the process with a message naming the route")
+    func registeringAfterFreezeIsAProgrammerError() async {
+        let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            let router = FerryRouter()
+            router.call("/early") { (_: Void, _) in 1 }
+            _ = router.freeze()
+            router.call("Late.Route") { (_: Void, _) in 2 }
+        }
+        #if DEBUG
+        let message = String(decoding: result?.standardErrorContent ?? [], as: UTF8.self)
+        #expect(message.contains("CALL Late.Route") && message.contains("register routes before the peer listens, dials or serves"), "\(message)")
+        #endif
+        await #expect(processExitsWith: .failure) {
+            let router = FerryRouter()
+            _ = router.freeze()
+            router.use(FerryMiddlewareFunction { message, context, next in try await next(message, context) })
+        }
+        await #expect(processExitsWith: .failure) {
+            let router = FerryRouter()
+            let group = router.group("/late")
+            _ = router.freeze()
+            group.push("/note") { (_: Void, _) in }
+        }
+    }
+
     @Test("meta keeps order and repeated keys")
     func meta() {
         var meta: FerryMeta = ["a": "1", "b": "2"]

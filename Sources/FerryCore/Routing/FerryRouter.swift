@@ -12,7 +12,8 @@ public struct FerryRoute: Hashable, Sendable, CustomStringConvertible {
 
     /// The kind of route.
     public var kind: Kind
-    /// The service method, e.g. `/math/add`.
+    /// The service method exactly as it travels on the wire: `/math/add`, or `Hello.Say` in the
+    /// style of erpc's RPC mapper.
     public var path: String
 
     /// A readable form, for logs and error messages.
@@ -36,97 +37,150 @@ public protocol FerryRouteRegistrar: Sendable {
 ///
 /// ```swift
 /// peer.router.call("/math/add") { (args: Add, ctx) in args.a + args.b }
+/// peer.router.call("Hello.Say") { (name: String, ctx) in "hello, \(name)" }
 /// peer.router.push("/chat/say") { (text: String, ctx) in ctx.logger.info("\(text)") }
 /// let admin = peer.router.group("/admin", middleware: [RequireToken()])
 /// admin.call("/stats") { (_: Void, ctx) in stats() }
 /// ```
 ///
+/// A route is registered and matched exactly as written: `/math/add` (the style of erpc's
+/// default HTTP-like mapper) and `Hello.Say` (its RPC mapper) are both names, and `/Hello.Say`
+/// is a third one. Groups join their prefixes to a path as described in ``FerryRouteGroup``.
+///
 /// Middleware added with ``use(_:)`` applies to routes registered after it, and to the
 /// catch-all handlers.
+///
+/// The router is built first, then frozen when its peer starts to listen, dial or serve: the
+/// peer reads a ``FerryRouteTable`` per message, which takes no lock. Registering a route or
+/// middleware after that is a programmer error and stops the process.
 public final class FerryRouter: FerryRouteRegistrar {
-    private struct State {
-        var calls: [String: FerryRouteHandler] = [:]
-        var pushes: [String: FerryRouteHandler] = [:]
-        var unknownCall: FerryHandler?
-        var unknownPush: FerryHandler?
+    /// The routes so far and the middleware that wraps the next ones.
+    private struct Builder {
+        var entries = RouteEntries()
         var middleware: [any FerryMiddleware] = []
+    }
 
-        mutating func set(_ kind: FerryRoute.Kind, _ path: String, _ handler: FerryRouteHandler) {
-            switch kind {
-            case .call: calls[path] = handler
-            case .push: pushes[path] = handler
+    /// Routes are added while building; a frozen router only hands out its table.
+    private enum State {
+        case building(Builder)
+        case frozen(FerryRouteTable)
+
+        /// The routes as they are now, for lookups and listings.
+        var entries: RouteEntries {
+            switch self {
+            case .building(let builder): builder.entries
+            case .frozen(let table): table.entries
             }
         }
+
+        /// Runs `body` on the builder; `what` names the registration for the message that
+        /// stops the process if the router is already frozen.
+        mutating func build<T>(_ what: @autoclosure () -> String, _ body: (inout Builder) -> T) -> T {
+            guard case .building(var builder) = self else {
+                preconditionFailure(
+                    "cannot register \(what()): the router is frozen; register routes before the peer listens, dials or serves")
+            }
+            // Leave nothing behind that shares the builder's storage, so that it is changed in place.
+            self = .building(Builder())
+            defer { self = .building(builder) }
+            return body(&builder)
+        }
     }
-    private let state = Mutex(State())
+    private let state = Mutex(State.building(Builder()))
 
     /// Creates an empty router.
     public init() {}
 
     /// Adds middleware that wraps every route registered from now on.
     public func use(_ middleware: any FerryMiddleware) {
-        state.withLock { $0.middleware.append(middleware) }
+        state.withLock { $0.build("middleware \(type(of: middleware))") { $0.middleware.append(middleware) } }
     }
 
-    /// Registers `handler` for `path` (under this registrar's prefix, wrapped in its middleware).
+    /// Registers `handler` for `path`, exactly as written (`/math/add` or `Hello.Say`), wrapped
+    /// in the middleware added so far.
     public func addRoute(_ kind: FerryRoute.Kind, _ path: String, handler: @escaping FerryHandler) {
-        let path = FerryRouteGroup.join("", path)
+        let route = FerryRoute(kind: kind, path: path)
+        precondition(!path.isEmpty, "cannot register \(kind.rawValue.uppercased()) routes with an empty name: no message can reach it")
         state.withLock { state in
-            state.set(kind, path, .asynchronous(state.middleware.wrap(handler)))
-        }
-    }
-
-    /// Registers a handler that never suspends for `path` (under this registrar's prefix). With
-    /// middleware in force it is wrapped like any other handler; without, it stays synchronous.
-    public func addRoute(_ kind: FerryRoute.Kind, _ path: String, synchronousHandler: @escaping FerrySynchronousHandler) {
-        let path = FerryRouteGroup.join("", path)
-        state.withLock { state in
-            if state.middleware.isEmpty {
-                state.set(kind, path, .synchronous(synchronousHandler))
-            } else {
-                state.set(kind, path, .asynchronous(state.middleware.wrap(FerryRouteHandler.synchronous(synchronousHandler).asynchronous)))
+            state.build(route.description) { builder in
+                builder.entries.set(route, .asynchronous(builder.middleware.wrap(handler)))
             }
         }
     }
 
-    /// A group of routes under `prefix` (appended to this one's), with extra middleware.
+    /// Registers a handler that never suspends for `path`, exactly as written. With middleware
+    /// in force it is wrapped like any other handler; without, it stays synchronous.
+    public func addRoute(_ kind: FerryRoute.Kind, _ path: String, synchronousHandler: @escaping FerrySynchronousHandler) {
+        let route = FerryRoute(kind: kind, path: path)
+        precondition(!path.isEmpty, "cannot register \(kind.rawValue.uppercased()) routes with an empty name: no message can reach it")
+        state.withLock { state in
+            state.build(route.description) { builder in
+                if builder.middleware.isEmpty {
+                    builder.entries.set(route, .synchronous(synchronousHandler))
+                } else {
+                    let handler = FerryRouteHandler.synchronous(synchronousHandler).asynchronous
+                    builder.entries.set(route, .asynchronous(builder.middleware.wrap(handler)))
+                }
+            }
+        }
+    }
+
+    /// A group of routes under `prefix`, with extra middleware; see ``FerryRouteGroup`` for how
+    /// the prefix and a route's path are joined.
     public func group(_ prefix: String, middleware: [any FerryMiddleware] = []) -> FerryRouteGroup {
-        FerryRouteGroup(router: self, prefix: FerryRouteGroup.join("", prefix), middleware: middleware)
+        FerryRouteGroup(router: self, prefixes: [prefix], middleware: middleware)
     }
 
     /// Handles every CALL whose route is not registered (the basis of proxying). The handler
     /// receives the raw body.
     public func unknownCall(_ handler: @escaping FerryHandler) {
-        state.withLock { $0.unknownCall = $0.middleware.wrap(handler) }
+        state.withLock { state in
+            state.build("the catch-all CALL handler") { builder in
+                builder.entries.unknownCall = .asynchronous(builder.middleware.wrap(handler))
+            }
+        }
     }
 
     /// Handles every PUSH whose route is not registered. The handler receives the raw body.
     public func unknownPush(_ handler: @escaping @Sendable (FerryMessage, FerryContext) async throws -> Void) {
-        state.withLock {
-            $0.unknownPush = $0.middleware.wrap { message, context in
-                try await handler(message, context)
-                return FerryResponse()
+        state.withLock { state in
+            state.build("the catch-all PUSH handler") { builder in
+                builder.entries.unknownPush = .asynchronous(
+                    builder.middleware.wrap { message, context in
+                        try await handler(message, context)
+                        return FerryResponse()
+                    })
             }
         }
     }
 
     /// Every registered route, sorted by path.
     public var routes: [FerryRoute] {
+        state.withLock { $0.entries }.routes
+    }
+
+    /// Freezes the router and returns its routes as a table that a peer reads per message
+    /// without a lock. Freezing again returns the same table. From now on, registering a route
+    /// or middleware stops the process: routes are registered before the peer listens, dials
+    /// or serves.
+    package func freeze() -> FerryRouteTable {
         state.withLock { state in
-            (state.calls.keys.map { FerryRoute(kind: .call, path: $0) }
-                + state.pushes.keys.map { FerryRoute(kind: .push, path: $0) })
-                .sorted { ($0.path, $0.kind.rawValue) < ($1.path, $1.kind.rawValue) }
+            switch state {
+            case .building(let builder):
+                let table = FerryRouteTable(builder.entries)
+                state = .frozen(table)
+                return table
+            case .frozen(let table):
+                return table
+            }
         }
     }
 
     /// The handler for an inbound message: the route's own, else the catch-all, else nil.
+    ///
+    /// This takes the router's lock; a serving peer reads its ``FerryRouteTable`` instead.
     package func handler(for kind: FerryRoute.Kind, path: String) -> FerryRouteHandler? {
-        state.withLock { state in
-            switch kind {
-            case .call: state.calls[path] ?? state.unknownCall.map(FerryRouteHandler.asynchronous)
-            case .push: state.pushes[path] ?? state.unknownPush.map(FerryRouteHandler.asynchronous)
-            }
-        }
+        state.withLock { $0.entries.handler(for: kind, path: path) }
     }
 }
 
@@ -143,45 +197,6 @@ package enum FerryRouteHandler: Sendable {
         case .asynchronous(let handler): handler
         case .synchronous(let handler): { message, context in try handler(message, context) }
         }
-    }
-}
-
-/// Routes under a common prefix, sharing middleware. Create one with ``FerryRouter/group(_:middleware:)``.
-public struct FerryRouteGroup: FerryRouteRegistrar {
-    private let router: FerryRouter
-    private let prefix: String
-    private let middleware: [any FerryMiddleware]
-
-    init(router: FerryRouter, prefix: String, middleware: [any FerryMiddleware]) {
-        self.router = router
-        self.prefix = prefix
-        self.middleware = middleware
-    }
-
-    /// Registers `handler` for `path` (under this registrar's prefix, wrapped in its middleware).
-    public func addRoute(_ kind: FerryRoute.Kind, _ path: String, handler: @escaping FerryHandler) {
-        router.addRoute(kind, Self.join(prefix, path), handler: middleware.wrap(handler))
-    }
-
-    /// Registers a handler that never suspends for `path` (under this registrar's prefix). With
-    /// the group's middleware, or the router's, it is wrapped like any other handler.
-    public func addRoute(_ kind: FerryRoute.Kind, _ path: String, synchronousHandler: @escaping FerrySynchronousHandler) {
-        if middleware.isEmpty {
-            router.addRoute(kind, Self.join(prefix, path), synchronousHandler: synchronousHandler)
-        } else {
-            addRoute(kind, path, handler: FerryRouteHandler.synchronous(synchronousHandler).asynchronous)
-        }
-    }
-
-    /// A group of routes under `prefix` (appended to this one's), with extra middleware.
-    public func group(_ prefix: String, middleware: [any FerryMiddleware] = []) -> FerryRouteGroup {
-        FerryRouteGroup(router: router, prefix: Self.join(self.prefix, prefix), middleware: self.middleware + middleware)
-    }
-
-    /// Joins path segments with exactly one `/` between them and a leading `/`.
-    static func join(_ prefix: String, _ path: String) -> String {
-        let parts = (prefix + "/" + path).split(separator: "/", omittingEmptySubsequences: true)
-        return "/" + parts.joined(separator: "/")
     }
 }
 
