@@ -1,8 +1,9 @@
-/// The transfer filters a peer knows, by id. gzip (`g`) and md5 (`m`) are registered by default.
+/// The transfer filters a peer knows, by id. gzip (`g`) and md5 (`m`) are registered by default;
+/// AES-GCM (`a`) needs a key, so a peer that uses it registers it.
 ///
 /// ```swift
 /// var filters = FerryFilterRegistry.standard
-/// filters.register(MyAESGCMFilter(key: key))
+/// filters.register(try FerryAESGCMFilter(key: key))
 /// ```
 public struct FerryFilterRegistry: Sendable {
     private var filters: [FerryFilterID: any FerryTransferFilter]
