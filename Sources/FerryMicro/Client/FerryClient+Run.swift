@@ -21,8 +21,8 @@ extension FerryClient: Service {
                 group.addTask { await self.followRegistry() }
                 group.addTask {
                     await self.stopRequested()
-                    // No new dials from now on; the ones queued still get a child task, which
-                    // starts cancelled once the group is, and settles its slot at once.
+                    // No new dials from now on. The ones queued still get a child task, and
+                    // every dial is cancelled once the queue is drained: each settles its slot.
                     self.dialler.tasks.close()
                 }
                 while let dial = await dialler.tasks.next() {
