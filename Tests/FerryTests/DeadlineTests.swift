@@ -8,10 +8,11 @@ struct DeadlineTests {
     @Test("a call carries its remaining time in X-Ferry-Timeout and the handler sees it as its deadline")
     func deadlineTravels() async throws {
         let seen = Recorder<(meta: String?, remaining: Duration?)>()
-        let pair = try await makePair()
-        pair.server.router.call("/deadline") { (_: Void, context: FerryContext) in
-            seen.append((context.meta[FerryDeadline.metaKey], context.deadline.map { ContinuousClock.now.duration(to: $0) }))
-            return 0
+        let pair = try await makePair { router in
+            router.call("/deadline") { (_: Void, context: FerryContext) in
+                seen.append((context.meta[FerryDeadline.metaKey], context.deadline.map { ContinuousClock.now.duration(to: $0) }))
+                return 0
+            }
         }
         _ = try await pair.session.call("/deadline", (), as: Int.self, options: .timeout(.seconds(2)))
         let observed = try #require(seen.all.first)
@@ -24,17 +25,20 @@ struct DeadlineTests {
     @Test("a handler's outgoing calls inherit the caller's deadline across a second hop")
     func inheritedAcrossHops() async throws {
         // client -> front -> back. The front calls back with default options (30 s).
-        let (back, backListener) = try await makeServer()
         let backSeen = Recorder<Duration>()
-        back.router.call("/leaf") { (_: Void, context: FerryContext) in
-            backSeen.append(context.deadline.map { ContinuousClock.now.duration(to: $0) } ?? .seconds(999))
-            return "leaf"
+        let (back, backListener) = try await makeServer { router in
+            router.call("/leaf") { (_: Void, context: FerryContext) in
+                backSeen.append(context.deadline.map { ContinuousClock.now.duration(to: $0) } ?? .seconds(999))
+                return "leaf"
+            }
         }
         let front = FerryPeer(logger: quietLogger())
-        let toBack = try await front.dial(backListener.address)
+        // Routes are registered before the peer dials; the session they use comes after.
+        let backSession = Box<FerrySession>()
         front.router.call("/front") { (_: Void, _: FerryContext) in
-            try await toBack.call("/leaf", (), as: String.self)
+            try await backSession.value!.call("/leaf", (), as: String.self)
         }
+        backSession.value = try await front.dial(backListener.address)
         let frontListener = try await front.listen(.tcp(host: "127.0.0.1", port: 0))
         let client = FerryPeer(logger: quietLogger())
         let session = try await client.dial(frontListener.address)
@@ -49,23 +53,25 @@ struct DeadlineTests {
 
     @Test("a nested call fails at the inherited deadline, not at its own default timeout")
     func nestedCallCutAtDeadline() async throws {
-        let (back, backListener) = try await makeServer()
-        back.router.call("/slow") { (_: Void, _: FerryContext) in
-            try await Task.sleep(for: .seconds(3))
-            return "late"
+        let (back, backListener) = try await makeServer { router in
+            router.call("/slow") { (_: Void, _: FerryContext) in
+                try await Task.sleep(for: .seconds(3))
+                return "late"
+            }
         }
         let front = FerryPeer(logger: quietLogger())
-        let toBack = try await front.dial(backListener.address)
+        let backSession = Box<FerrySession>()
         let nested = Recorder<(FerryStatus?, Duration)>()
         front.router.call("/front") { (_: Void, _: FerryContext) -> String in
             let start = ContinuousClock.now
             do {
-                return try await toBack.call("/slow", (), as: String.self)
+                return try await backSession.value!.call("/slow", (), as: String.self)
             } catch let status as FerryStatus {
                 nested.append((status, start.duration(to: .now)))
                 throw status
             }
         }
+        backSession.value = try await front.dial(backListener.address)
         let frontListener = try await front.listen(.tcp(host: "127.0.0.1", port: 0))
         let client = FerryPeer(logger: quietLogger())
         let session = try await client.dial(frontListener.address)
@@ -139,8 +145,7 @@ struct DeadlineTests {
         onTimeMilliseconds: String, register: (FerryRouter, Recorder<Int>) -> Void
     ) async throws {
         let ran = Recorder<Int>()
-        let pair = try await makePair()
-        register(pair.server.router, ran)
+        let pair = try await makePair { router in register(router, ran) }
         let reply = try await pair.session.callForReply("/work", (), options: FerryCallOptions(meta: [FerryDeadline.metaKey: "0"]))
         #expect(reply.status.code == .deadlineExceeded)
         #expect(ran.count == 0)

@@ -167,8 +167,10 @@ struct HeartbeatTests {
             if message.serviceMethod == HeartbeatTests.route { heartbeatsWritten.append(.now) }
         }
         let received = Counter()
-        let pair = try await makePair(client: clientConfiguration) { _ in }
-        pair.client.router.push("/feed") { (_: Int, _: FerryContext) in received.increment() }
+        let pair = try await makePair(client: clientConfiguration) { _ in
+        } clientRoutes: { router in
+            router.push("/feed") { (_: Int, _: FerryContext) in received.increment() }
+        }
 
         // The client announces its period (1 s) once the connection is quiet.
         #expect(await eventually(timeout: .seconds(2)) { heartbeatsWritten.count >= 1 })

@@ -59,10 +59,12 @@ func makePair(
     client clientConfiguration: FerryPeer.Configuration = FerryPeer.Configuration(),
     serverLogger: Logger = quietLogger(),
     clientLogger: Logger = quietLogger(),
-    configure: (FerryRouter) -> Void = { _ in }
+    configure: (FerryRouter) -> Void = { _ in },
+    clientRoutes: (FerryRouter) -> Void = { _ in }
 ) async throws -> PeerPair {
     let (server, listener) = try await makeServer(serverConfiguration, logger: serverLogger, configure: configure)
     let client = FerryPeer(configuration: clientConfiguration, logger: clientLogger)
+    clientRoutes(client.router)
     do {
         let session = try await client.dial(listener.address)
         return PeerPair(server: server, client: client, listener: listener, session: session)

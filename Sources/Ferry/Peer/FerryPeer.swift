@@ -53,6 +53,12 @@ public final class FerryPeer: Sendable {
     private let runningHandlers = Atomic<Int>(0)
     private let draining = Atomic<Bool>(false)
     private let shutdownFinished = Mutex<ShutdownProgress>(.running)
+    /// The routes, frozen when the peer first listens, dials or serves.
+    private let frozenRoutes = Mutex<FerryRouteTable?>(nil)
+    /// Every background task of the peer and its sessions; shutdown cancels and awaits them.
+    let tasks = OwnedTasks()
+    /// Wakes a draining shutdown when a session may have become idle or has closed.
+    let drainProgress = DrainProgress()
 
     private enum ShutdownProgress {
         case running
@@ -79,6 +85,17 @@ public final class FerryPeer: Sendable {
         self.hub = FerrySessionHub()
     }
 
+    /// The routes sessions dispatch to: the router, frozen at its first use, so that no
+    /// message takes a lock to find its handler. Routes registered later are a programmer error.
+    var routeTable: FerryRouteTable {
+        frozenRoutes.withLock { frozen in
+            if let frozen { return frozen }
+            let table = router.freeze()
+            frozen = table
+            return table
+        }
+    }
+
     // MARK: Listening
 
     /// Listens on `address`, optionally with TLS. Use a TLS configuration with
@@ -90,6 +107,7 @@ public final class FerryPeer: Sendable {
         guard !isDraining else {
             throw FerryLifecycleError.shuttingDown
         }
+        _ = routeTable
         let sslContext = try tls.map { try NIOSSLContext(configuration: $0) }
         let isUnix: Bool
         if case .unix = address { isUnix = true } else { isUnix = false }
@@ -107,10 +125,10 @@ public final class FerryPeer: Sendable {
             .childChannelOption(.socketOption(.so_keepalive), value: 1)
             .childChannelOption(.writeBufferWaterMark, value: waterMark)
             .childChannelInitializer { [self] channel in
-                if let limit = configuration.limits.maximumConnections,
-                    acceptedCount.load(ordering: .relaxed) >= limit
-                {
-                    logger.warning("refusing a connection: at the connection limit", metadata: ["limit": "\(limit)"])
+                // Counted before it is checked, in one atomic step: accepts on other loops
+                // cannot pass the limit together.
+                guard admitConnection() else {
+                    logger.warning("refusing a connection: at the connection limit", metadata: ["limit": "\(configuration.limits.maximumConnections ?? 0)"])
                     return channel.eventLoop.makeFailedFuture(FerryLifecycleError.connectionLimit)
                 }
                 let remote = isUnix
@@ -118,10 +136,15 @@ public final class FerryPeer: Sendable {
                     : Self.describe(channel.remoteAddress)
                 return channel.eventLoop.makeCompletedFuture {
                     if !isUnix { try channel.syncOptions?.setOption(.socketOption(.tcp_nodelay), value: 1) }
-                    if let sslContext {
-                        try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: sslContext))
+                    do {
+                        if let sslContext {
+                            try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: sslContext))
+                        }
+                        _ = try acceptSession(on: channel, remoteAddress: remote)
+                    } catch {
+                        acceptedCount.wrappingSubtract(1, ordering: .relaxed)
+                        throw error
                     }
-                    _ = try acceptSession(on: channel, remoteAddress: remote)
                 }
             }
         // The socket is opened here rather than by the bootstrap so that a graceful restart can
@@ -160,15 +183,28 @@ public final class FerryPeer: Sendable {
     public func serve(_ channel: any Channel, remoteAddress: String? = nil) throws -> FerrySession {
         channel.eventLoop.preconditionInEventLoop()
         guard !isDraining else { throw FerryLifecycleError.shuttingDown }
-        return try acceptSession(on: channel, remoteAddress: remoteAddress ?? Self.describe(channel.remoteAddress))
+        acceptedCount.wrappingAdd(1, ordering: .relaxed)
+        do {
+            return try acceptSession(on: channel, remoteAddress: remoteAddress ?? Self.describe(channel.remoteAddress))
+        } catch {
+            acceptedCount.wrappingSubtract(1, ordering: .relaxed)
+            throw error
+        }
     }
 
-    /// Makes the session of an accepted connection and starts it.
+    /// Counts a new accepted connection; false (and not counted) when it would pass the limit.
+    private func admitConnection() -> Bool {
+        let count = acceptedCount.wrappingAdd(1, ordering: .relaxed).newValue
+        guard let limit = configuration.limits.maximumConnections, count > limit else { return true }
+        acceptedCount.wrappingSubtract(1, ordering: .relaxed)
+        return false
+    }
+
+    /// Makes the session of an accepted connection (already counted) and starts it.
     private func acceptSession(on channel: any Channel, remoteAddress: String) throws -> FerrySession {
         let session = FerrySession(channel: channel, peer: self, isDialled: false, remoteAddress: remoteAddress, dialTarget: nil)
         try addSessionHandlers(to: channel, session: session)
         track(session)
-        acceptedCount.wrappingAdd(1, ordering: .relaxed)
         startAccepted(session)
         return session
     }
@@ -180,7 +216,7 @@ public final class FerryPeer: Sendable {
             admitAccepted(session)
             return
         }
-        Task {
+        let started = tasks.start { [self] in
             do {
                 try await hook(session)
             } catch {
@@ -191,15 +227,15 @@ public final class FerryPeer: Sendable {
             }
             admitAccepted(session)
         }
+        if !started { session.closeConnection(session.channel, reason: "the peer has stopped") }
     }
 
     private func admitAccepted(_ session: FerrySession) {
-        if let auth = configuration.auth, auth.verify != nil {
+        let requiresAuth = configuration.auth?.verify != nil
+        if let auth = configuration.auth, requiresAuth {
             session.enforceAuthDeadline(auth.timeout)
-        } else {
-            sessionReady(session)
         }
-        session.admit()
+        session.admit(requiresAuth: requiresAuth)
         logger.debug("session accepted", metadata: ["remote": "\(session.remoteAddress)"])
     }
 
@@ -220,6 +256,7 @@ public final class FerryPeer: Sendable {
 
     /// ``dial(_:tls:serverHostname:)`` with a TLS context made once for many dials.
     package func dial(_ address: FerryAddress, sslContext: NIOSSLContext?, serverHostname: String?) async throws -> FerrySession {
+        _ = routeTable
         let target = DialTarget(address: address, tls: sslContext, serverHostname: serverHostname)
         let channel = try await connect(target, reusing: nil)
         let session: FerrySession
@@ -246,6 +283,9 @@ public final class FerryPeer: Sendable {
             try? await channel.close()
             if let refused = error as? FerrySession.AuthRefused { throw refused.status }
             throw (error as? FerryStatus) ?? FerryStatus(.dialFailed, "Dial Failed", cause: "\(error)")
+        }
+        guard session.state.withLock({ $0.handshakeFinished() }) else {
+            throw FerryStatus(.dialFailed, "Dial Failed", cause: "\(address): the connection closed while it was set up")
         }
         sessionReady(session)
         logger.debug("session dialled", metadata: ["remote": "\(address)"])
@@ -342,8 +382,11 @@ public final class FerryPeer: Sendable {
                 await session.close()
             }
             if expired { break }
-            try? await Task.sleep(for: .milliseconds(10))
+            // Woken when a handler ends, a reply is written, a queue drains or a session closes;
+            // else when the quiet period of the latest arrival may have passed, or at the deadline.
+            await drainProgress.wait(until: min(deadline, ContinuousClock.now + quietPeriod))
         }
+        await tasks.cancelAllAndWait()
         let waiters: [CheckedContinuation<Void, Never>] = shutdownFinished.withLock { progress in
             defer { progress = .finished }
             if case .draining(let waiters) = progress { return waiters }
@@ -431,12 +474,12 @@ public final class FerryPeer: Sendable {
 
     func releaseHandler() {
         runningHandlers.wrappingSubtract(1, ordering: .relaxed)
+        drainProgressMade()
     }
 
     /// A session is ready for use (hooks and auth passed): it joins the hub, and its
     /// disconnection will be reported.
     func sessionReady(_ session: FerrySession) {
-        session.markReady()
         hub.add(session)
     }
 
@@ -445,6 +488,12 @@ public final class FerryPeer: Sendable {
         if !session.isDialled { acceptedCount.wrappingSubtract(1, ordering: .relaxed) }
         hub.remove(session)
         if wasReady { configuration.hooks.onDisconnect?(session) }
+        drainProgressMade()
+    }
+
+    /// Something a draining shutdown waits for may have happened.
+    func drainProgressMade() {
+        if isDraining { drainProgress.signal() }
     }
 
     private static func describe(_ address: SocketAddress?) -> String {

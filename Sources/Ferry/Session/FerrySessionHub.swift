@@ -7,28 +7,56 @@ import Synchronization
 /// leaves when its connection closes. ``FerrySession/setID(_:)`` re-keys it; an older session
 /// holding the new ID is closed (single login).
 public final class FerrySessionHub: Sendable {
-    private let sessions = Mutex<[String: FerrySession]>([:])
+    private struct Members {
+        var byID: [String: FerrySession] = [:]
+        /// Each member's key in `byID`, so that a session leaves under the ID it joined with
+        /// even if its ID changed meanwhile.
+        var keys: [ObjectIdentifier: String] = [:]
+
+        mutating func insert(_ session: FerrySession, as id: String) {
+            byID[id] = session
+            keys[ObjectIdentifier(session)] = id
+        }
+
+        mutating func remove(_ session: FerrySession) {
+            guard let id = keys.removeValue(forKey: ObjectIdentifier(session)) else { return }
+            if byID[id] === session { byID[id] = nil }
+        }
+
+        /// Takes `id` from its holder, if another session holds it.
+        mutating func evict(_ id: String, for session: FerrySession) -> FerrySession? {
+            guard let holder = byID[id], holder !== session else { return nil }
+            remove(holder)
+            return holder
+        }
+    }
+    private let members = Mutex(Members())
+
+    /// The most pushes one ``broadcast(_:_:codec:options:)`` has in flight at once.
+    public static let maximumConcurrentPushes = 64
 
     init() {}
 
     /// The session with `id`, if connected.
     public func session(id: String) -> FerrySession? {
-        sessions.withLock { $0[id] }
+        members.withLock { $0.byID[id] }
     }
 
     /// The number of sessions.
-    public var count: Int { sessions.withLock { $0.count } }
+    public var count: Int { members.withLock { $0.byID.count } }
 
     /// A snapshot of every session.
-    public var all: [FerrySession] { sessions.withLock { Array($0.values) } }
+    public var all: [FerrySession] { members.withLock { Array($0.byID.values) } }
 
     /// Calls `body` for each session of a snapshot.
     public func forEach(_ body: (FerrySession) throws -> Void) rethrows {
         for session in all { try body(session) }
     }
 
-    /// Pushes `args` to every session (encoded once), concurrently. Returns how many sessions
-    /// the push was written to; failures on single sessions do not stop the others.
+    /// Pushes `args` to every session (encoded once), at most ``maximumConcurrentPushes`` at a
+    /// time. Returns how many sessions the push was written to; failures on single sessions do
+    /// not stop the others. Called from a handler, each push gets no more time than the
+    /// handler has left.
     @discardableResult
     public func broadcast<Args>(_ serviceMethod: String, _ args: Args, codec: FerryCodecID? = nil, options: FerryCallOptions = FerryCallOptions()) async throws -> Int {
         let targets = all
@@ -41,61 +69,70 @@ public final class FerrySessionHub: Sendable {
             throw FerryStatus(.badMessage, "Bad Message", cause: "cannot encode the body: \(error)")
         }
         return await withTaskGroup(of: Bool.self) { group in
-            for session in targets {
+            var next = targets.makeIterator()
+            func addPush() -> Bool {
+                guard let session = next.next() else { return false }
                 group.addTask {
                     (try? await session.push(serviceMethod, body: body, codec: codec, options: options)) != nil
                 }
+                return true
             }
+            for _ in 0..<Self.maximumConcurrentPushes where !addPush() { break }
             var delivered = 0
-            for await written in group where written { delivered += 1 }
+            while let written = await group.next() {
+                if written { delivered += 1 }
+                _ = addPush()
+            }
             return delivered
         }
     }
 
     /// Adds a ready session. A default ID (the remote address) that another session already
     /// holds, e.g. a second dial to the same server, gets a `#2`, `#3`, … suffix; an ID set with
-    /// `setID` replaces the holder as single login does.
+    /// `setID` replaces the holder as single login does. A session that closed meanwhile is not
+    /// added.
     func add(_ session: FerrySession) {
-        let evicted: FerrySession? = sessions.withLock { sessions in
+        let evicted: FerrySession? = members.withLock { members in
+            // Checked under the hub's lock: a close that comes later removes it again.
+            guard !session.isClosed else { return nil }
             var id = session.id
-            if let holder = sessions[id], holder !== session {
-                guard session.hasDefaultID else {
-                    sessions[id] = session
-                    return holder
+            var evicted: FerrySession?
+            if let holder = members.byID[id], holder !== session {
+                if session.hasDefaultID {
+                    var suffix = 2
+                    while members.byID["\(session.remoteAddress)#\(suffix)"] != nil { suffix += 1 }
+                    id = "\(session.remoteAddress)#\(suffix)"
+                    session.adoptDefaultID(id)
+                } else {
+                    evicted = members.evict(id, for: session)
                 }
-                var suffix = 2
-                while sessions["\(session.remoteAddress)#\(suffix)"] != nil { suffix += 1 }
-                id = "\(session.remoteAddress)#\(suffix)"
-                session.adoptDefaultID(id)
             }
-            sessions[id] = session
-            return nil
+            members.insert(session, as: id)
+            return evicted
         }
-        if let evicted {
-            evicted.recordCloseReason("another session logged in with ID \(session.id)")
-            evicted.channel.close(promise: nil)
-        }
+        evicted.map(Self.closeEvicted)
     }
 
     func remove(_ session: FerrySession) {
-        let id = session.id
-        sessions.withLock { sessions in
-            if sessions[id] === session { sessions[id] = nil }
-        }
+        members.withLock { $0.remove(session) }
     }
 
-    /// Re-keys `session`; closes an older, different session that held `newID`.
-    func rename(_ session: FerrySession, from oldID: String, to newID: String) {
-        let evicted: FerrySession? = sessions.withLock { sessions in
-            let isMember = sessions[oldID] === session
-            if isMember { sessions[oldID] = nil }
-            let older = sessions[newID]
-            if isMember || older != nil { sessions[newID] = session }
-            return older === session ? nil : older
+    /// Gives `session` the ID `newID`, under the hub's lock so that a close cannot come in
+    /// between. A member is re-keyed and an older, different holder of `newID` is closed; a
+    /// session that is not a member (not ready yet, or closed) only changes its ID.
+    func setID(_ newID: String, of session: FerrySession) {
+        let evicted: FerrySession? = members.withLock { members in
+            let (_, closed) = session.assignID(newID)
+            guard !closed, members.keys[ObjectIdentifier(session)] != nil else { return nil }
+            members.remove(session)
+            let evicted = members.evict(newID, for: session)
+            members.insert(session, as: newID)
+            return evicted
         }
-        if let evicted {
-            evicted.recordCloseReason("another session logged in with ID \(newID)")
-            evicted.channel.close(promise: nil)
-        }
+        evicted.map(Self.closeEvicted)
+    }
+
+    private static func closeEvicted(_ session: FerrySession) {
+        session.closeConnection(session.channel, reason: "another session logged in with ID \(session.id)")
     }
 }

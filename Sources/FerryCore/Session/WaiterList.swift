@@ -1,22 +1,24 @@
 /// Continuations waiting for one condition (reconnected, writable), each with an id so a
 /// timeout or a cancellation can remove just its own.
-struct WaiterList<Value> {
+package struct WaiterList<Value> {
     private var waiters: [UInt64: CheckedContinuation<Value, any Error>] = [:]
     private var nextID: UInt64 = 0
 
-    mutating func add(_ continuation: CheckedContinuation<Value, any Error>) -> UInt64 {
+    package init() {}
+
+    package mutating func add(_ continuation: CheckedContinuation<Value, any Error>) -> UInt64 {
         nextID &+= 1
         waiters[nextID] = continuation
         return nextID
     }
 
-    mutating func remove(_ id: UInt64) -> CheckedContinuation<Value, any Error>? {
+    package mutating func remove(_ id: UInt64) -> CheckedContinuation<Value, any Error>? {
         waiters.removeValue(forKey: id)
     }
 
-    var count: Int { waiters.count }
+    package var count: Int { waiters.count }
 
-    mutating func removeAll() -> [CheckedContinuation<Value, any Error>] {
+    package mutating func removeAll() -> [CheckedContinuation<Value, any Error>] {
         defer { waiters = [:] }
         return Array(waiters.values)
     }

@@ -1,0 +1,36 @@
+import Logging
+
+/// The debug line of every exchange, and the warning for slow calls.
+extension FerrySession {
+    /// A duration in milliseconds with microsecond precision, e.g. `1.234ms`.
+    static func describe(_ duration: Duration) -> String {
+        let micros = duration.components.seconds * 1_000_000 + duration.components.attoseconds / 1_000_000_000_000
+        let millis = micros / 1000
+        let fraction = String(micros % 1000)
+        return "\(millis).\(String(repeating: "0", count: 3 - fraction.count))\(fraction)ms"
+    }
+
+    /// Which way a logged exchange went.
+    enum Exchange: String {
+        case callIn = "call-in", callOut = "call-out", pushIn = "push-in", pushOut = "push-out"
+
+        var isCall: Bool { self == .callIn || self == .callOut }
+    }
+
+    func logExchange(_ kind: Exchange, route: String, cost: Duration, bodyOut: Int, bodyIn: Int, status: FerryStatus) {
+        let slow = kind.isCall && cost > peer.configuration.slowCallThreshold
+        guard slow || logsEveryExchange else { return }
+        let metadata: Logger.Metadata = [
+            "route": "\(route)",
+            "cost": "\(Self.describe(cost))",
+            "body_out": "\(bodyOut)B",
+            "body_in": "\(bodyIn)B",
+            "status": "\(status.code)",
+        ]
+        if slow {
+            logger.warning("\(kind.rawValue) slow", metadata: metadata)
+        } else {
+            logger.debug("\(kind.rawValue)", metadata: metadata)
+        }
+    }
+}
