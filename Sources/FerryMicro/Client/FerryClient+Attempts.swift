@@ -24,7 +24,8 @@ extension FerryClient {
 
     /// Runs `operation` on a session of a chosen endpoint, retrying and racing as configured,
     /// and returns what the deciding attempt produced. A reply's status counts too, so that
-    /// replies such as 503 or 106 count as failures and can be retried.
+    /// replies such as 503 or 106 count as failures and can be retried. Whether a failure is
+    /// sent again is ``Configuration/Retry/allowsRetry(after:route:)``'s decision.
     func perform(
         route: String, hashKey: String?, timeout: Duration?, backupDelay: Duration?,
         operation: @Sendable (FerrySession) async throws -> Outcome
@@ -46,8 +47,8 @@ extension FerryClient {
             while true {
                 let result = await attempt(on: endpoint, current, timeout: timeout, operation: operation)
                 tried.append(endpoint)
-                guard tried.count < maximumAttempts, let code = retryableCode(of: result),
-                    let next = nextAttempt(route: route, hashKey: hashKey, excluding: tried, after: code, from: endpoint)
+                guard tried.count < maximumAttempts, let failure = undecided(result), mayResend(after: failure, route: route),
+                    let next = nextAttempt(route: route, hashKey: hashKey, excluding: tried, after: failure.code, from: endpoint)
                 else { return try result.get() }
                 (endpoint, current) = next
             }
@@ -100,14 +101,15 @@ extension FerryClient {
                 case .finished(let result):
                     running -= 1
                     last = result
-                    guard let code = retryableCode(of: result) else {
+                    guard let failure = undecided(result) else {
                         // The first decisive outcome wins; the other attempt is cancelled.
                         group.cancelAll()
                         return result
                     }
+                    // A failure waits for the attempt still running, which was sent already.
                     if running > 0 { continue }
-                    if attempts < maximumAttempts,
-                        let next = nextAttempt(route: route, hashKey: hashKey, excluding: tried, after: code, from: tried.last!)
+                    if attempts < maximumAttempts, mayResend(after: failure, route: route),
+                        let next = nextAttempt(route: route, hashKey: hashKey, excluding: tried, after: failure.code, from: tried.last!)
                     {
                         let (endpoint, admission) = next
                         tried.append(endpoint)
@@ -120,7 +122,7 @@ extension FerryClient {
                     return result
                 }
             }
-            return last ?? .failure(FerryStatus(.cancelled, "Cancelled", cause: "the calling task was cancelled"))
+            return last ?? .failure(.cancelled())
         }
         return try result.get()
     }
@@ -148,17 +150,28 @@ extension FerryClient {
         }
     }
 
-    /// The code that makes `result` worth sending again, if it does.
-    private func retryableCode(of result: Result<Outcome, FerryStatus>) -> FerryStatus.Code? {
-        let code: FerryStatus.Code
+    /// The status of `result` when it is a failure that another attempt could make good (its
+    /// code is retryable); nil when `result` decides the call.
+    private func undecided(_ result: Result<Outcome, FerryStatus>) -> FerryStatus? {
+        let status: FerryStatus
         switch result {
         case .success(let reply):
             guard let reply, !reply.status.isOK else { return nil }
-            code = reply.status.code
-        case .failure(let status):
-            code = status.code
+            status = reply.status
+        case .failure(let failure):
+            status = failure
         }
-        return configuration.retry.retryableCodes.contains(code) ? code : nil
+        return configuration.retry.retryableCodes.contains(status.code) ? status : nil
+    }
+
+    /// Whether a call of `route` that failed with the retryable `status` may be sent again: not
+    /// when it may have run and its route is not idempotent.
+    private func mayResend(after status: FerryStatus, route: String) -> Bool {
+        if configuration.retry.allowsRetry(after: status, route: route) { return true }
+        logger.debug("not retried: the call may have run and its route is not idempotent", metadata: [
+            "route": "\(route)", "status": "\(status)",
+        ])
+        return false
     }
 
     /// One attempt on `endpoint`, admitted with `admission`: takes a pooled session, runs the
@@ -181,10 +194,15 @@ extension FerryClient {
             result = .success(try await operation(pooled))
         } catch let status as FerryStatus {
             result = .failure(status)
-        } catch is CancellationError {
-            result = .failure(FerryStatus(.cancelled, "Cancelled", cause: "the calling task was cancelled"))
         } catch {
-            result = .failure(FerryStatus(.unknown, "Unknown Error", cause: "\(error)"))
+            // Not a status: whether the call had left is unknown once a session was handed
+            // the call, so it counts as sent.
+            let origin: FerryStatus.Origin = session == nil ? .local : .localAfterSending
+            if error is CancellationError {
+                result = .failure(.cancelled(origin: origin, underlyingError: error))
+            } else {
+                result = .failure(.unknown("\(error)", origin: origin, underlyingError: error))
+            }
         }
         let now = ContinuousClock.now
         let code: FerryStatus.Code
@@ -226,9 +244,9 @@ extension FerryClient {
         case .success(let chosen):
             return chosen
         case .failure(.circuitOpen):
-            throw FerryStatus(.unavailable, "Circuit Open", cause: "every node of \(scopeDescription) serving \(route) has its circuit breaker open")
+            throw FerryStatus.circuitOpen("every node of \(scopeDescription) serving \(route) has its circuit breaker open")
         case .failure:
-            throw FerryStatus(.dialFailed, "No Endpoint", cause: "no node of \(scopeDescription) serves \(route)")
+            throw FerryStatus.noEndpoint("no node of \(scopeDescription) serves \(route)")
         }
     }
 

@@ -96,19 +96,45 @@ extension FerryClient.Configuration {
 
     /// Sending a failed call again, to another endpoint, within a budget.
     ///
+    /// A call is sent again when its status has one of the ``retryableCodes`` and sending it
+    /// again cannot make it run twice, which the status's ``FerryStatus/origin`` and code tell:
+    ///
+    /// - Never sent (origin ``FerryStatus/Origin/local``): a dial that failed (105), a session
+    ///   that refused the call before writing it (102): sent again.
+    /// - Refused unhandled by the remote: 105, 106 (shutting down) and 503 (overloaded), which
+    ///   promise that no handler ran: sent again.
+    /// - May have run: a 102 for a call that was written when its connection dropped (origin
+    ///   ``FerryStatus/Origin/localAfterSending``), a 102 in a reply (a proxy lost its upstream),
+    ///   and any other retryable code raised after sending or received in a reply: sent again
+    ///   only when the route is in ``idempotentRoutes``.
+    ///
+    /// As in gRPC, an attempt that never left is always safe to send again, and one that may
+    /// have run is sent again only for methods declared safe to repeat.
+    ///
     /// A retry never goes to an endpoint the call already tried. The budget is shared by every
     /// call of the client: each call adds ``budgetRatio`` of a token, a floor adds
     /// ``minimumRetriesPerSecond`` tokens a second, and every retry and backup request takes
     /// one. With the defaults, retries add at most 20 % to the calls sent, plus ten a second,
     /// so a failing service never sees its load multiplied. At most 100 calls' worth of
     /// deposits are kept, so a long healthy spell cannot bank a retry storm.
+    ///
+    /// ```swift
+    /// var configuration = FerryClient.Configuration()
+    /// configuration.retry.idempotentRoutes = ["/user/get", "/user/setName"]
+    /// ```
     public struct Retry: Sendable, Hashable {
         /// Attempts per call, the first one included; 1 turns retries off. Default 3.
         public var maximumAttempts: Int
-        /// The statuses that are sent again. Default: 102 (connection lost), 105 (dial
-        /// failed), 106 (shutting down, not handled) and 503 (overloaded, not handled).
-        /// 102 may mean the call ran; leave it out for calls that must not run twice.
+        /// The statuses that may be sent again. Default: 102 (connection lost), 105 (dial
+        /// failed), 106 (shutting down, not handled) and 503 (overloaded, not handled). A call
+        /// that may have run is sent again only when its route is in ``idempotentRoutes``.
         public var retryableCodes: Set<FerryStatus.Code>
+        /// The routes whose calls may run more than once with the same effect (reads, puts of a
+        /// whole value, calls the handler deduplicates). Their calls are sent again even when
+        /// they may have run: a 102 after the call was written, or any other retryable code
+        /// that does not promise the call was not handled. Routes are matched exactly, as
+        /// called. Default: none.
+        public var idempotentRoutes: Set<String>
         /// Tokens each call adds to the budget. Default 0.2.
         public var budgetRatio: Double
         /// Tokens the budget gains per second whatever the traffic. Default 10.
@@ -119,15 +145,39 @@ extension FerryClient.Configuration {
             maximumAttempts: Int = 3,
             retryableCodes: Set<FerryStatus.Code> = [.connectionClosed, .dialFailed, .shuttingDown, .unavailable],
             budgetRatio: Double = 0.2,
-            minimumRetriesPerSecond: Double = 10
+            minimumRetriesPerSecond: Double = 10,
+            idempotentRoutes: Set<String> = []
         ) {
             self.maximumAttempts = maximumAttempts
             self.retryableCodes = retryableCodes
+            self.idempotentRoutes = idempotentRoutes
             self.budgetRatio = budgetRatio
             self.minimumRetriesPerSecond = minimumRetriesPerSecond
         }
 
         /// No retries.
         public static var disabled: Retry { Retry(maximumAttempts: 1) }
+    }
+}
+
+extension FerryClient.Configuration.Retry {
+    /// The codes that promise the remote did not handle the call, wherever they were raised:
+    /// 105 (never connected), 106 (refused while draining) and 503 (refused at the handler
+    /// bound).
+    static let unhandledCodes: Set<FerryStatus.Code> = [.dialFailed, .shuttingDown, .unavailable]
+
+    /// Whether a call of `route` that ended with `status` is sent again (the budget and the
+    /// attempts left permitting).
+    func allowsRetry(after status: FerryStatus, route: String) -> Bool {
+        guard retryableCodes.contains(status.code) else { return false }
+        return !Self.mayHaveRun(status) || idempotentRoutes.contains(route)
+    }
+
+    /// Whether the call that ended with `status` may have been handled by the remote.
+    static func mayHaveRun(_ status: FerryStatus) -> Bool {
+        switch status.origin {
+        case .local: false
+        case .remote, .localAfterSending: !unhandledCodes.contains(status.code)
+        }
     }
 }
