@@ -30,12 +30,13 @@ struct RestartHandoffTests {
     func successorClosesPipe() async throws {
         let spawned = Signal<pid_t>()
         let started = ContinuousClock.now
-        await #expect(throws: FerryLifecycleError.self) {
+        let error = await #expect(throws: FerryLifecycleError.self) {
             try await ListenerHandoff.startSuccessor(
                 listeners: [], readyTimeout: .seconds(30), logger: Self.logger(reporting: spawned),
                 command: Self.shell("exec 3>&-; exec sleep 60"))
         }
         #expect(started.duration(to: .now) < .seconds(10))
+        #expect("\(error.map { "\($0)" } ?? "")".contains("closed its readiness pipe without being ready"), "\(String(describing: error))")
         let pid = try #require(spawned.current)
         #expect(processState(pid) == nil, "stopped and reaped")
     }

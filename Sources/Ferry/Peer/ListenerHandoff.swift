@@ -205,20 +205,21 @@ enum ListenerHandoff {
         do {
             readiness = try await waitForReadiness(readEnd, timeout: readyTimeout)
         } catch {
-            let ending = await reap(pid)
-            throw FerryLifecycleError.restartFailed("cannot read the successor's readiness pipe (\(error)); the successor (pid \(pid)) \(ending)")
+            let ending = await stop(pid)
+            throw FerryLifecycleError.restartFailed("cannot read the readiness pipe of the successor (pid \(pid)): \(error); it \(ending)")
         }
         switch readiness {
         case .ready:
             return
         case .closed:
-            let ending = await reap(pid)
-            throw FerryLifecycleError.restartFailed("the successor (pid \(pid)) \(ending) before it was ready")
+            let ending = await stop(pid)
+            let reason = ending.wasStopped ? "closed its readiness pipe without being ready, and was stopped" : "\(ending) before it was ready"
+            throw FerryLifecycleError.restartFailed("the successor (pid \(pid)) \(reason)")
         case .timedOut:
-            let ending = await reap(pid)
-            throw FerryLifecycleError.restartFailed("the successor (pid \(pid)) was not ready within \(readyTimeout); it \(ending)")
+            let ending = await stop(pid)
+            throw FerryLifecycleError.restartFailed("the successor (pid \(pid)) was not ready within \(readyTimeout) and \(ending)")
         case .cancelled:
-            _ = await reap(pid)
+            _ = await stop(pid)
             throw CancellationError()
         }
     }
@@ -285,28 +286,40 @@ enum ListenerHandoff {
         }
     }
 
-    /// Waits for `pid` to end (killing it first if it still runs) and says how it ended. The wait
-    /// blocks a thread of NIO's pool, not of the cooperative pool; it is short, as the process
-    /// has exited or been killed.
-    private static func reap(_ pid: pid_t) async -> String {
-        var status: CInt = 0
-        var result = waitpid(pid, &status, WNOHANG)
-        if result == 0 {
-            // Still running, or still exiting: a kill does not change the status of a process
-            // that is already on its way out.
-            kill(pid, SIGKILL)
-            let eventLoop = MultiThreadedEventLoopGroup.singleton.next()
-            let waited = try? await NIOThreadPool.singleton.runIfActive(eventLoop: eventLoop) { () -> (pid_t, CInt) in
-                var status: CInt = 0
-                var result: pid_t
-                repeat { result = waitpid(pid, &status, 0) } while result < 0 && errno == EINTR
-                return (result, status)
-            }.get()
-            (result, status) = waited ?? (-1, 0)
+    /// How a successor that was not ready ended.
+    private struct Ending: CustomStringConvertible {
+        /// Whether it still ran when it was asked to stop (or was still on its way out).
+        var wasRunning: Bool
+        /// Its wait status, or nil when it could not be collected.
+        var status: CInt?
+
+        /// Whether the kill sent to stop it is what ended it.
+        var wasStopped: Bool { wasRunning && status.map { $0 & 0x7f == SIGKILL } == true }
+
+        var description: String {
+            guard let status else { return "ended (its exit status is unknown)" }
+            if wasStopped { return "was stopped" }
+            let signal = status & 0x7f
+            return signal == 0 ? "exited with status \((status >> 8) & 0xff)" : "was killed by signal \(signal)"
         }
-        guard result == pid else { return "ended (its exit status is unknown)" }
-        let signal = status & 0x7f
-        return signal == 0 ? "exited with status \((status >> 8) & 0xff)" : "was killed by signal \(signal)"
+    }
+
+    /// Kills `pid` if it still runs, waits for it to end, and says how it ended. The wait blocks
+    /// a thread of NIO's pool, not of the cooperative pool; it is short, as the process has
+    /// exited or been killed (a kill does not change the status of one already on its way out).
+    private static func stop(_ pid: pid_t) async -> Ending {
+        var status: CInt = 0
+        if waitpid(pid, &status, WNOHANG) == pid { return Ending(wasRunning: false, status: status) }
+        kill(pid, SIGKILL)
+        let eventLoop = MultiThreadedEventLoopGroup.singleton.next()
+        // Not the async `runIfActive`: the caller may be cancelled, and the wait must run anyway.
+        let waited = try? await NIOThreadPool.singleton.runIfActive(eventLoop: eventLoop) { () -> CInt? in
+            var status: CInt = 0
+            var result: pid_t
+            repeat { result = waitpid(pid, &status, 0) } while result < 0 && errno == EINTR
+            return result == pid ? status : nil
+        }.get()
+        return Ending(wasRunning: true, status: waited ?? nil)
     }
 
     /// Spawns `command`; the child gets `descriptors` as fds 3, 4, … and no other descriptor
