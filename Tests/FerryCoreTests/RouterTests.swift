@@ -55,7 +55,7 @@ struct RouterTests {
     private func call(_ router: FerryRouter, _ route: String, body: String, codec: FerryCodecID = .json, meta: FerryMeta = [:]) async -> FerryMessage {
         let message = FerryMessage(type: .call, seq: 7, serviceMethod: route, meta: meta, bodyCodec: codec, body: ByteBuffer(string: body), filters: [.gzip])
         let context = FerryContext(session: session, message: message, logger: Logger(label: "test"))
-        return await router.reply(to: message, context: context, exposeErrorDetails: false)
+        return await router.freeze().reply(to: message, context: context, exposeErrorDetails: false)
     }
 
     @Test("a typed call decodes its arguments and encodes its reply in the request codec")
@@ -84,14 +84,14 @@ struct RouterTests {
             let session = RecordingSession(codecs: codecs)
             let message = FerryMessage(type: .call, seq: 7, serviceMethod: "/echo", bodyCodec: .protobuf, body: try codecs.encode(request, codec: .protobuf))
             let context = FerryContext(session: session, message: message, logger: Logger(label: "test"))
-            let reply = await router.reply(to: message, context: context, exposeErrorDetails: false)
+            let reply = await router.freeze().reply(to: message, context: context, exposeErrorDetails: false)
             #expect(reply.status == .ok && reply.bodyCodec == .protobuf)
             #expect(reply.body == (try codecs.encode(Google_Protobuf_StringValue("hi!"), codec: .protobuf)))
         }
         // A body the session's codec refuses is a bad message.
         let session = RecordingSession(codecs: replaced)
         let untagged = FerryMessage(type: .call, seq: 8, serviceMethod: "/echo", bodyCodec: .protobuf, body: try FerryCodecRegistry.standard.encode(request, codec: .protobuf))
-        let refused = await router.reply(to: untagged, context: FerryContext(session: session, message: untagged, logger: Logger(label: "test")), exposeErrorDetails: false)
+        let refused = await router.freeze().reply(to: untagged, context: FerryContext(session: session, message: untagged, logger: Logger(label: "test")), exposeErrorDetails: false)
         #expect(refused.status.code == .badMessage)
     }
 
@@ -169,7 +169,7 @@ struct RouterTests {
         let reply = await call(router, "/any/thing", body: "raw")
         #expect(String(buffer: reply.body) == "proxied /any/thing raw")
         let push = FerryMessage(type: .push, seq: 1, serviceMethod: "/some/push", bodyCodec: .plain)
-        let status = await router.receivePush(push, context: FerryContext(session: session, message: push, logger: Logger(label: "test")))
+        let status = await router.freeze().receivePush(push, context: FerryContext(session: session, message: push, logger: Logger(label: "test")))
         #expect(status == .ok && pushed.all == ["/some/push"])
     }
 
@@ -180,10 +180,10 @@ struct RouterTests {
         router.push("/chat/say") { (text: String, _) in got.append(text) }
         router.call("/a") { (_: Void, _) in 1 }
         let push = FerryMessage(type: .push, seq: 1, serviceMethod: "/chat/say", bodyCodec: .plain, body: ByteBuffer(string: "hi"))
-        #expect(await router.receivePush(push, context: FerryContext(session: session, message: push, logger: Logger(label: "t"))) == .ok)
+        #expect(await router.freeze().receivePush(push, context: FerryContext(session: session, message: push, logger: Logger(label: "t"))) == .ok)
         #expect(got.all == ["hi"])
         let unknown = FerryMessage(type: .push, seq: 2, serviceMethod: "/nope", bodyCodec: .plain)
-        #expect(await router.receivePush(unknown, context: FerryContext(session: session, message: unknown, logger: Logger(label: "t"))).code == .notFound)
+        #expect(await router.freeze().receivePush(unknown, context: FerryContext(session: session, message: unknown, logger: Logger(label: "t"))).code == .notFound)
         #expect(router.routes.map(\.description) == ["CALL /a", "PUSH /chat/say"])
     }
 

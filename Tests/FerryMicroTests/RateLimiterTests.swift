@@ -1,7 +1,7 @@
 @testable import FerryMicro
 import Testing
 
-@Suite("Rate limiter", .timeLimit(.minutes(1)))
+@Suite("Rate limiter", .timeLimit(.minutes(1)), .runsFerryClients)
 struct RateLimiterTests {
     /// A server whose `/limited` and `/open` routes are behind `limiter`, and two sessions to it
     /// from one client peer (two session IDs on the server).
@@ -55,7 +55,7 @@ struct RateLimiterTests {
             router.use(FerryRateLimiter(perRoute: ["/work": .init(perSecond: 0.001, burst: 1)]))
         }
         let registry = FerryStaticRegistry(nodes: [node.node])
-        let client = FerryClient(service: testService, registry: registry, peer: makeClientPeer())
+        let client = runningClient(registry: registry)
         #expect(try await client.call("/work", "x", as: String.self) == "n0")
         let status = await statusThrown { try await client.call("/work", "x", as: String.self) }
         #expect(status?.code == .rateLimited)

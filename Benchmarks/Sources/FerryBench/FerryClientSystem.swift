@@ -61,16 +61,19 @@ enum FerryClientBench {
         configuration.poolSize = settings.poolSize
         configuration.balancer = settings.balancer
         configuration.backupDelay = settings.backupDelay
-        let client = FerryClient(service: service, registry: registry, peer: peer, configuration: configuration)
         let counter = Counter()
-        let measurement = await LoadGenerator.run(plan, targets: [Target(client: client, counter: counter)])
-        let endpoints = client.endpoints
-        let attempts = Attempts(
-            calls: counter.count,
-            attempts: endpoints.reduce(0) { $0 + $1.calls },
-            cancelled: endpoints.reduce(0) { $0 + $1.cancelled })
-        await client.close()
+        // The client's background work (the registry watch, the pools' dials) runs in its run(),
+        // for the length of the scope.
+        let result = try await withFerryClient(service: service, registry: registry, peer: peer, configuration: configuration) { client in
+            let measurement = await LoadGenerator.run(plan, targets: [Target(client: client, counter: counter)])
+            let endpoints = client.endpoints
+            let attempts = Attempts(
+                calls: counter.count,
+                attempts: endpoints.reduce(0) { $0 + $1.calls },
+                cancelled: endpoints.reduce(0) { $0 + $1.cancelled })
+            return (measurement, attempts)
+        }
         await peer.close()
-        return (measurement, attempts)
+        return result
     }
 }

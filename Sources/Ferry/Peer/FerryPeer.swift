@@ -249,7 +249,7 @@ public final class FerryPeer: Sendable {
         do {
             sslContext = try tls.map { try NIOSSLContext(configuration: $0) }
         } catch {
-            throw FerryStatus(.dialFailed, "Dial Failed", cause: "TLS configuration: \(error)")
+            throw FerryStatus.dialFailed("TLS configuration: \(error)")
         }
         return try await dial(address, sslContext: sslContext, serverHostname: serverHostname)
     }
@@ -266,12 +266,12 @@ public final class FerryPeer: Sendable {
             }.get()
         } catch {
             // The remote closed at once (a connection limit, an accept hook): the pipeline is gone.
-            throw FerryStatus(.dialFailed, "Dial Failed", cause: "\(address): the connection closed while it was set up")
+            throw FerryStatus.dialFailed("\(address): the connection closed while it was set up")
         }
         track(session)
         guard channel.isActive else {
             connections.withLock { $0[ObjectIdentifier(session)] = nil }
-            throw FerryStatus(.dialFailed, "Dial Failed", cause: "\(address): the connection closed while it was set up")
+            throw FerryStatus.dialFailed("\(address): the connection closed while it was set up")
         }
         do {
             try await configuration.hooks.onDial?(session)
@@ -282,10 +282,10 @@ public final class FerryPeer: Sendable {
             session.recordCloseReason("dial refused: \(error)")
             try? await channel.close()
             if let refused = error as? FerrySession.AuthRefused { throw refused.status }
-            throw (error as? FerryStatus) ?? FerryStatus(.dialFailed, "Dial Failed", cause: "\(error)")
+            throw (error as? FerryStatus) ?? FerryStatus.dialFailed("\(error)")
         }
         guard session.state.withLock({ $0.handshakeFinished() }) else {
-            throw FerryStatus(.dialFailed, "Dial Failed", cause: "\(address): the connection closed while it was set up")
+            throw FerryStatus.dialFailed("\(address): the connection closed while it was set up")
         }
         sessionReady(session)
         logger.debug("session dialled", metadata: ["remote": "\(address)"])
@@ -318,7 +318,7 @@ public final class FerryPeer: Sendable {
                 return try await bootstrap.connect(unixDomainSocketPath: path).get()
             }
         } catch {
-            throw FerryStatus(.dialFailed, "Dial Failed", cause: "\(address): \(error)")
+            throw FerryStatus.dialFailed("\(address): \(error)")
         }
     }
 

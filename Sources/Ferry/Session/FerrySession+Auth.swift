@@ -9,7 +9,7 @@ extension FerrySession {
         let reply: FerryMessage = try await withCheckedThrowingContinuation { continuation in
             state.withLock { $0.awaitAuthReply(continuation) }
             let deadline = channel.eventLoop.scheduleTask(in: TimeAmount(timeout)) { [self] in
-                failAuth(FerryStatus(.timedOut, "Timeout", cause: "no auth reply within \(timeout)"))
+                failAuth(FerryStatus.timedOut("no auth reply within \(timeout)"))
             }
             channel.writeAndFlush(message).whenComplete { [self] result in
                 if case .failure(let error) = result { failAuth(failure(for: error)) }
@@ -40,7 +40,7 @@ extension FerrySession {
             return
         }
         guard case .authenticating = state.withLock({ $0.lifecycle }) else {
-            writeAuthReply(status: FerryStatus(.invalidOperation, "Invalid Operation", cause: "already authenticated"), body: "", on: channel)
+            writeAuthReply(status: FerryStatus.invalidOperation("already authenticated"), body: "", on: channel)
             return
         }
         // erpc diallers may send the credential with any codec (its default is JSON), so decode
@@ -53,7 +53,7 @@ extension FerrySession {
                 writeAuthReply(status: .ok, body: answer, on: channel)
                 peer.sessionReady(self)
             } catch {
-                let status = (error as? FerryStatus) ?? FerryStatus(.unauthorized, "Unauthorized", cause: "\(error)")
+                let status = (error as? FerryStatus) ?? FerryStatus.unauthorized("\(error)")
                 logger.info("closing session: auth refused", metadata: ["status": "\(status)"])
                 recordCloseReason("auth refused: \(status)")
                 writeAuthReply(status: status, body: "", on: channel, thenClose: true)
@@ -70,7 +70,7 @@ extension FerrySession {
     }
 
     func refuseUnauthenticated(_ message: FerryMessage, on channel: any Channel) {
-        let status = FerryStatus(.unauthorized, "Unauthorized", cause: "auth message(1st) expected AUTH_CALL, received \(message.type)")
+        let status = FerryStatus.unauthorized("auth message(1st) expected AUTH_CALL, received \(message.type)")
         recordCloseReason("message before auth")
         logger.info("closing session: message before auth", metadata: ["type": "\(message.type)"])
         let reply = FerryMessage(type: message.type == .call ? .reply : .authReply, seq: message.seq, status: status, filters: message.filters)

@@ -7,7 +7,7 @@ extension FerrySession {
         let text = message.meta[FerryPeer.Heartbeat.periodMetaKey] ?? ""
         guard text.isEmpty || (Int(text).map { $0 >= 0 } ?? false) else {
             if message.type == .call {
-                writeReply(errorReply(to: message, FerryStatus(.badMessage, "Invalid Heartbeat Rate", cause: text)), on: channel)
+                writeReply(errorReply(to: message, FerryStatus.invalidHeartbeatRate(text)), on: channel)
             }
             return nil
         }

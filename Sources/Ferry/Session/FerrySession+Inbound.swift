@@ -64,7 +64,7 @@ extension FerrySession {
                 do {
                     try hook(message, self)
                 } catch {
-                    let status = (error as? FerryStatus) ?? FerryStatus(.badMessage, "Bad Message", cause: "refused: \(error)")
+                    let status = (error as? FerryStatus) ?? FerryStatus.badMessage("refused: \(error)")
                     logger.debug("message refused after its header was read", metadata: ["route": "\(message.serviceMethod)", "status": "\(status)"])
                     if message.type == .call { writeReply(errorReply(to: message, status), on: channel) }
                     return
@@ -76,7 +76,7 @@ extension FerrySession {
                 handlePush(message, readAt: readAt, clock: clock, on: channel)
             }
         default:
-            let status = FerryStatus(.messageTypeNotAllowed, "Message Type Not Allowed", cause: "type \(message.type.rawValue)")
+            let status = FerryStatus.messageTypeNotAllowed("type \(message.type.rawValue)")
             recordCloseReason("unsupported message type \(message.type.rawValue)")
             logger.warning("closing session: unsupported message type", metadata: ["type": "\(message.type.rawValue)"])
             channel.writeAndFlush(errorReply(to: message, status)).whenComplete { _ in channel.close(promise: nil) }
@@ -102,10 +102,10 @@ extension FerrySession {
     private func admissionRefusal(replyInPlace: Bool = false) -> FerryStatus? {
         if peer.isDraining {
             state.withLock { $0.refusedWhileDraining(at: .now()) }
-            return FerryStatus(.shuttingDown, "Shutting Down", cause: "the peer is draining; the call was not handled")
+            return FerryStatus.shuttingDown("the peer is draining; the call was not handled")
         }
         guard peer.admitHandler() else {
-            return FerryStatus(.unavailable, "Overloaded", cause: "\(peer.configuration.limits.maximumConcurrentHandlers) handlers already running")
+            return FerryStatus.overloaded("\(peer.configuration.limits.maximumConcurrentHandlers) handlers already running")
         }
         state.withLock { $0.handlerStarted(replyInPlace: replyInPlace) }
         return nil
@@ -256,7 +256,7 @@ extension FerrySession {
             try replies.enqueueReply(reply)
         } catch let encoding as FerryProtocolError {
             logger.warning("replacing a reply that cannot be sent", metadata: ["seq": "\(reply.seq)", "error": "\(encoding)"])
-            reply = errorReply(to: reply, FerryStatus(.internalServerError, "Internal Server Error", cause: "the reply could not be sent: \(encoding)"))
+            reply = errorReply(to: reply, FerryStatus.internalServerError("the reply could not be sent: \(encoding)"))
             do { try replies.enqueueReply(reply) } catch { repliesLeft(1) }
         } catch {
             logger.debug("could not write a reply", metadata: ["seq": "\(reply.seq)", "error": "\(error)"])

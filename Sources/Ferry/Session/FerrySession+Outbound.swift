@@ -66,7 +66,7 @@ extension FerrySession {
     /// A message with no time left is not worth sending: it fails with 408 before it is written.
     private static func refuseExpired(_ timeout: Duration) throws {
         guard timeout <= .zero else { return }
-        throw FerryStatus(.timedOut, "Timeout", cause: "the deadline had passed before the message was sent")
+        throw FerryStatus.timedOut("the deadline had passed before the message was sent")
     }
 
     /// The CALL message of ``call(_:body:codec:options:)``, before it gets its seq.
@@ -114,7 +114,7 @@ extension FerrySession {
         let outcome = channel.eventLoop.makePromise(of: Void.self)
         // Both callbacks run on the channel's event loop, where a second completion is ignored.
         let timer = channel.eventLoop.scheduleTask(deadline: deadline) {
-            outcome.fail(FerryStatus(.timedOut, "Timeout", cause: "the message was still queued at its deadline"))
+            outcome.fail(FerryStatus.timedOut("the message was still queued at its deadline"))
         }
         channel.writeAndFlush(message).whenComplete { result in
             timer.cancel()
@@ -197,7 +197,7 @@ extension FerrySession {
                 startCall(message, on: channel, deadline: deadline, timeout: timeout, continuation: continuation)
             }
         } onCancel: {
-            failPending(seq, with: FerryStatus(.cancelled, "Cancelled", cause: "the calling task was cancelled"))
+            failPending(seq, with: FerryStatus.cancelled(origin: .localAfterSending))
         }
     }
 
@@ -289,7 +289,7 @@ extension FerrySession {
         }
         if let rearm { armDeadlineTimer(for: rearm, on: eventLoop) }
         for call in expired {
-            call.waiter.resume(throwing: FerryStatus(.timedOut, "Timeout", cause: "no reply within \(call.timeout)"))
+            call.waiter.resume(throwing: FerryStatus.timedOut("no reply within \(call.timeout)", origin: .localAfterSending))
         }
         for connection in retired { connection.close(promise: nil) }
     }

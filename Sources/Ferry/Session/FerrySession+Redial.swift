@@ -23,9 +23,10 @@ extension FerrySession {
     }
 
     private func fail(_ calls: [PendingCall], auth: CheckedContinuation<FerryMessage, any Error>?, reason: String) {
-        let status = FerryStatus.connectionClosed(reason)
+        // The calls were handed to the connection: the remote may have handled them.
+        let status = FerryStatus.connectionClosed(reason, origin: .localAfterSending)
         for call in calls { call.waiter.resume(throwing: status) }
-        auth?.resume(throwing: status)
+        auth?.resume(throwing: FerryStatus.connectionClosed(reason))
     }
 
     /// The remote is draining (it sent a go-away, or answered 106): dial a new connection in

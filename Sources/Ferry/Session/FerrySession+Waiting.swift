@@ -11,7 +11,7 @@ extension FerrySession {
         guard !channel.isWritable else { return channel }
         switch peer.configuration.limits.slowConsumerPolicy {
         case .failWrite:
-            throw FerryStatus(.writeFailed, "Slow Consumer", cause: "the remote is not reading; the outbound queue is full")
+            throw FerryStatus.slowConsumer("the remote is not reading; the outbound queue is full")
         case .closeSession:
             logger.warning("closing session: slow consumer")
             closeConnection(channel, reason: "slow consumer: the outbound queue passed \(peer.configuration.limits.maximumQueuedOutboundBytes) bytes")
@@ -67,7 +67,7 @@ extension FerrySession {
                 guard case .waiting(let id) = registration.withLock({ $0 }) else { return }
                 let timer = eventLoop.scheduleTask(deadline: deadline) { [self] () -> Void in
                     state.withLock { $0[keyPath: list].remove(id) }?
-                        .resume(throwing: FerryStatus(.timedOut, "Timeout", cause: "deadline passed while waiting to send"))
+                        .resume(throwing: FerryStatus.timedOut("deadline passed while waiting to send"))
                 }
                 // Re-check: the condition may have turned true between the first check and now.
                 let late: Value? = state.withLock { state in
@@ -98,7 +98,7 @@ extension FerrySession {
         }
     }
 
-    static var cancelled: FerryStatus { FerryStatus(.cancelled, "Cancelled", cause: "the calling task was cancelled") }
+    static var cancelled: FerryStatus { FerryStatus.cancelled("the calling task was cancelled") }
 
     /// Back-pressure for a reply: waits until `channel` takes writes again, at most the default
     /// call timeout; returns why the reply must be dropped, if it must.

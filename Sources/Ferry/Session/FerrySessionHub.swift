@@ -66,7 +66,7 @@ public final class FerrySessionHub: Sendable {
         do {
             body = try first.codecs.encode(args, codec: codec)
         } catch {
-            throw FerryStatus(.badMessage, "Bad Message", cause: "cannot encode the body: \(error)")
+            throw FerryStatus.badMessage("cannot encode the body: \(error)")
         }
         return await withTaskGroup(of: Bool.self) { group in
             var next = targets.makeIterator()

@@ -72,7 +72,7 @@ extension FerryRouteTable {
     /// Refuses a call whose deadline has passed at `now`.
     private static func checkDeadline(of context: FerryContext, now: ContinuousClock.Instant) throws {
         if let deadline = context.deadline, deadline <= now {
-            throw FerryStatus(.deadlineExceeded, "Deadline Exceeded", cause: "the caller's deadline passed before the call was handled")
+            throw FerryStatus.deadlineExceeded("the caller's deadline passed before the call was handled")
         }
     }
 
@@ -83,7 +83,7 @@ extension FerryRouteTable {
         }
         context.logger.error("handler failed", metadata: ["route": "\(message.serviceMethod)", "error": "\(error)"])
         let cause = exposeErrorDetails ? "\(error)" : ""
-        return FerryResponse(status: FerryStatus(.internalServerError, "Internal Server Error", cause: cause), meta: context.replyMeta)
+        return FerryResponse(status: FerryStatus.internalServerError(cause), meta: context.replyMeta)
     }
 
     private static func reply(to message: FerryMessage, response: consuming FerryResponse) -> FerryMessage {

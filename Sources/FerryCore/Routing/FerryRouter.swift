@@ -276,6 +276,6 @@ private func encodeResponse<Reply>(_ reply: Reply, _ typed: TypedBody<Reply>, co
         let body = try typed.encode(reply, codec: codec, codecs: context.codecs)
         return FerryResponse(meta: context.replyMeta, bodyCodec: codec, body: body)
     } catch {
-        throw FerryStatus(.internalServerError, "Internal Server Error", cause: "cannot encode the reply: \(error)")
+        throw FerryStatus.internalServerError("cannot encode the reply: \(error)")
     }
 }

@@ -77,7 +77,7 @@ extension FerrySessionProtocol {
         do {
             return try encode()
         } catch {
-            throw FerryStatus(.badMessage, "Bad Message", cause: "cannot encode the body: \(error)")
+            throw FerryStatus.badMessage("cannot encode the body: \(error)")
         }
     }
 }

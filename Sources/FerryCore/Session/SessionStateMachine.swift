@@ -146,7 +146,7 @@ package struct SessionStateMachine<Connection, CallWaiter> {
             break
         }
         // Cancelled before it was pending: the cancellation handler found nothing to fail.
-        if cancelled { return .refused(FerryStatus(.cancelled, "Cancelled", cause: "the calling task was cancelled")) }
+        if cancelled { return .refused(FerryStatus.cancelled("the calling task was cancelled")) }
         arm = calls.add(message.seq, call)
         if onLoop { return .encodeNow }
         outbox.append(OutboundCall(message: message, connection: connection))
