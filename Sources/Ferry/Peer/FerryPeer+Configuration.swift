@@ -200,11 +200,20 @@ extension FerryPeer {
             self.callsWaitForReconnect = callsWaitForReconnect
         }
 
-        /// The wait before attempt `attempt` (0-based): full jitter over the capped exponential.
-        func delay(beforeAttempt attempt: Int) -> Duration {
+        /// The wait before attempt `attempt` (0-based): full jitter over the capped exponential,
+        /// drawn from `generator` (the system's by default; a test passes a seeded one).
+        func delay<Generator: RandomNumberGenerator>(
+            beforeAttempt attempt: Int, using generator: inout Generator
+        ) -> Duration {
             let ceiling = min(maximumDelay, baseDelay * (1 << min(attempt, 30)))
             let nanoseconds = ceiling.components.seconds * 1_000_000_000 + ceiling.components.attoseconds / 1_000_000_000
-            return .nanoseconds(Int64.random(in: 0...max(nanoseconds, 0)))
+            return .nanoseconds(Int64.random(in: 0...max(nanoseconds, 0), using: &generator))
+        }
+
+        /// The wait before attempt `attempt` (0-based), drawn from the system's generator.
+        func delay(beforeAttempt attempt: Int) -> Duration {
+            var generator = SystemRandomNumberGenerator()
+            return delay(beforeAttempt: attempt, using: &generator)
         }
     }
 
