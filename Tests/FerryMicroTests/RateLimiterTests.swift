@@ -1,4 +1,5 @@
 @testable import FerryMicro
+import FerryTestSupport
 import Testing
 
 @Suite("Rate limiter", .timeLimit(.minutes(1)), .runsFerryClients)
@@ -66,32 +67,49 @@ struct RateLimiterTests {
         await node.stop()
     }
 
+    @Test("a limited route answers 429 until the limiter's clock has refilled a token, with no waiting")
+    func refillsByItsClock() async throws {
+        let clock = TestClock()
+        let limiter = FerryRateLimiter(perRoute: ["/limited": .init(perSecond: 2, burst: 1)], clock: clock)
+        let (server, client, a, _) = try await Self.serve(limiter)
+        #expect(try await Self.code(a, "/limited") == .ok)
+        #expect(try await Self.code(a, "/limited") == .rateLimited)
+        clock.advance(by: .milliseconds(499))
+        #expect(try await Self.code(a, "/limited") == .rateLimited)
+        clock.advance(by: .milliseconds(1))
+        #expect(try await Self.code(a, "/limited") == .ok)
+        #expect(try await Self.code(a, "/limited") == .rateLimited)
+        await client.close()
+        await server.close()
+    }
+
     @Test("buckets refill at their rate, a refused message costs nothing, and idle buckets are forgotten")
     func buckets() {
+        let clock = TestClock()
         let limiter = FerryRateLimiter(
             perSession: .init(perSecond: 1, burst: 3), perRoute: ["/r": .init(perSecond: 1, burst: 1)],
-            defaultPerRoute: .init(perSecond: 10, burst: 10))
-        let start = ContinuousClock.now
-        #expect(limiter.admit(session: "a", route: "/r", at: start) == nil)
-        let routeRefusal = limiter.admit(session: "a", route: "/r", at: start)
+            defaultPerRoute: .init(perSecond: 10, burst: 10), clock: clock)
+        #expect(limiter.admit(session: "a", route: "/r") == nil)
+        let routeRefusal = limiter.admit(session: "a", route: "/r")
         #expect(routeRefusal?.code == .rateLimited)
         #expect(routeRefusal?.cause.contains("route /r") == true)
         // The refused call took no session token: two remain.
-        #expect(limiter.admit(session: "a", route: "/x", at: start) == nil)
-        #expect(limiter.admit(session: "a", route: "/y", at: start) == nil)
-        let sessionRefusal = limiter.admit(session: "a", route: "/x", at: start)
+        #expect(limiter.admit(session: "a", route: "/x") == nil)
+        #expect(limiter.admit(session: "a", route: "/y") == nil)
+        let sessionRefusal = limiter.admit(session: "a", route: "/x")
         #expect(sessionRefusal?.cause.contains("session a") == true)
         // A second later: one more token for the session and for /r.
-        let later = start + .seconds(1)
-        #expect(limiter.admit(session: "a", route: "/r", at: later) == nil)
-        #expect(limiter.admit(session: "a", route: "/x", at: later)?.code == .rateLimited)
+        clock.advance(by: .seconds(1))
+        #expect(limiter.admit(session: "a", route: "/r") == nil)
+        #expect(limiter.admit(session: "a", route: "/x")?.code == .rateLimited)
         #expect(limiter.bucketCount == 4)  // session a, /r, /x, /y
         // Long after, every bucket is full again and a sweep forgets them.
-        #expect(limiter.admit(session: "b", route: "/z", at: later + .seconds(60)) == nil)
+        clock.advance(by: .seconds(60))
+        #expect(limiter.admit(session: "b", route: "/z") == nil)
         #expect(limiter.bucketCount == 2)  // session b and /z only
 
-        let unlimited = FerryRateLimiter()
-        for _ in 0..<100 { #expect(unlimited.admit(session: "a", route: "/r", at: start) == nil) }
+        let unlimited = FerryRateLimiter(clock: clock)
+        for _ in 0..<100 { #expect(unlimited.admit(session: "a", route: "/r") == nil) }
         #expect(unlimited.bucketCount == 0)
     }
 }

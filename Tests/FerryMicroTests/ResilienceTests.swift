@@ -1,4 +1,5 @@
 @testable import FerryMicro
+import FerryTestSupport
 import Testing
 
 @Suite("Circuit breaker, retry budget and token bucket", .timeLimit(.minutes(1)))
@@ -79,32 +80,89 @@ struct ResilienceTests {
         #expect(FerryClient.verdict(for: .cancelled) == .none)
     }
 
-    @Test("the retry budget allows the ratio of calls plus the floor, and no more")
+    @Test("the retry budget allows the ratio of calls plus the floor, and no more, by its clock")
     func retryBudget() {
-        let ratioOnly = RetryBudget(ratio: 0.2, minimumPerSecond: 0, now: start)
-        #expect(!ratioOnly.withdraw(at: start))
+        let clock = TestClock()
+        let ratioOnly = RetryBudget(ratio: 0.2, minimumPerSecond: 0, clock: clock)
+        #expect(!ratioOnly.withdraw())
         for _ in 0..<100 { ratioOnly.recordCall() }
+        clock.advance(by: .seconds(60))  // time alone adds nothing without a floor
         var granted = 0
-        while ratioOnly.withdraw(at: start + .seconds(60)) { granted += 1 }
+        while ratioOnly.withdraw() { granted += 1 }
         #expect(granted == 20)
         ratioOnly.refund()
-        #expect(ratioOnly.withdraw(at: start))
-        #expect(!ratioOnly.withdraw(at: start))
+        #expect(ratioOnly.withdraw())
+        #expect(!ratioOnly.withdraw())
 
-        let floorOnly = RetryBudget(ratio: 0, minimumPerSecond: 10, now: start)
+        let floorOnly = RetryBudget(ratio: 0, minimumPerSecond: 10, clock: clock)
         granted = 0
-        while floorOnly.withdraw(at: start) { granted += 1 }
+        while floorOnly.withdraw() { granted += 1 }
         #expect(granted == 10)
+        clock.advance(by: .milliseconds(500))
         granted = 0
-        while floorOnly.withdraw(at: start + .milliseconds(500)) { granted += 1 }
+        while floorOnly.withdraw() { granted += 1 }
         #expect(granted == 5)
+        clock.advance(by: .seconds(60))  // the floor holds at most a second's worth
+        granted = 0
+        while floorOnly.withdraw() { granted += 1 }
+        #expect(granted == 10)
 
         // Deposits are capped, so a long quiet success streak cannot bank a retry storm.
-        let capped = RetryBudget(ratio: 0.2, minimumPerSecond: 0, now: start)
+        let capped = RetryBudget(ratio: 0.2, minimumPerSecond: 0, clock: clock)
         for _ in 0..<10_000 { capped.recordCall() }
         granted = 0
-        while capped.withdraw(at: start) { granted += 1 }
+        while capped.withdraw() { granted += 1 }
         #expect(granted == 20)
+    }
+
+    @Test("a clock reader follows an injected clock exactly, and reads ContinuousClock as it is")
+    func clockReader() {
+        let clock = TestClock()
+        let reader = ClockReader(clock)
+        let first = reader.now
+        #expect(reader.now == first)  // the test clock stands still
+        clock.advance(by: .milliseconds(1500))
+        #expect(first.duration(to: reader.now) == .milliseconds(1500))
+
+        let continuous = ClockReader(ContinuousClock())
+        let before = ContinuousClock.now
+        let read = continuous.now
+        #expect(before <= read && read <= ContinuousClock.now)
+    }
+
+    @Test("an endpoint's breaker, on its clock: open for the open period, then one probe; failure reopens, success closes")
+    func endpointBreaker() throws {
+        let clock = TestClock()
+        let time = ClockReader(clock)
+        let peer = FerryPeer(logger: quietLogger())
+        let node = FerryNode(service: "s", address: .tcp(host: "10.0.0.1", port: 1))
+        let endpoint = Endpoint(node: node, dialler: NodeDialler(peer: peer), poolSize: 1, breaker: settings)
+        func call(_ verdict: CircuitBreaker.Verdict) throws -> FerryClient.CircuitState? {
+            let admission = try #require(endpoint.admit(at: time.now))
+            return endpoint.finish(admission, verdict: verdict, latency: .milliseconds(1), at: time.now).circuitChange
+        }
+        // Trip it: the fourth failure fills the window and opens the breaker.
+        for _ in 0..<3 { #expect(try call(.failure) == nil) }
+        #expect(try call(.failure) == .open)
+        #expect(endpoint.status.circuit == .open)
+        clock.advance(by: .milliseconds(4999))
+        #expect(endpoint.admit(at: time.now) == nil)
+
+        // The open period is over: one probe, and no second call while it runs.
+        clock.advance(by: .milliseconds(1))
+        let probe = try #require(endpoint.admit(at: time.now))
+        #expect(endpoint.status.circuit == .halfOpen)
+        #expect(endpoint.admit(at: time.now) == nil)
+        #expect(endpoint.finish(probe, verdict: .failure, latency: nil, at: time.now).circuitChange == .open)
+        clock.advance(by: .seconds(4))
+        #expect(endpoint.admit(at: time.now) == nil)
+
+        // Five seconds after the failed probe, the next probe succeeds and closes the breaker.
+        clock.advance(by: .seconds(1))
+        #expect(try call(.success) == .closed)
+        for _ in 0..<10 { #expect(try call(.success) == nil) }
+        #expect(endpoint.status.circuit == .closed)
+        #expect(endpoint.status.failures == 5 && endpoint.status.calls == 16)
     }
 
     @Test("a token bucket holds its capacity and refills at its rate")

@@ -17,6 +17,9 @@ import Synchronization
 /// in every bucket that applies to it, and takes one from each only when it does, so a refused
 /// message costs nothing. Buckets that have refilled completely are forgotten, so memory follows
 /// the active sessions and routes only.
+///
+/// Buckets refill by the limiter's clock, `ContinuousClock` by default; a test passes a clock it
+/// advances by hand to make time pass without waiting.
 public final class FerryRateLimiter: FerryMiddleware {
     /// A sustained rate with room for bursts.
     public struct Rate: Sendable, Hashable, CustomStringConvertible {
@@ -47,32 +50,44 @@ public final class FerryRateLimiter: FerryMiddleware {
     /// The limit of each route not in ``perRoute``, across all sessions; nil: none.
     public let defaultPerRoute: Rate?
 
+    private let clock: ClockReader
     private let state: Mutex<State>
 
     /// How often buckets that have refilled are forgotten.
     static let sweepInterval = Duration.seconds(10)
 
     /// Creates a limiter; with no argument it limits nothing.
-    public init(perSession: Rate? = nil, perRoute: [String: Rate] = [:], defaultPerRoute: Rate? = nil) {
+    ///
+    /// - Parameters:
+    ///   - perSession: The limit of each session, across all its routes; nil: none.
+    ///   - perRoute: The limit of each listed route, across all sessions.
+    ///   - defaultPerRoute: The limit of each route not in `perRoute`; nil: none.
+    ///   - clock: The clock the buckets refill by.
+    public init(
+        perSession: Rate? = nil, perRoute: [String: Rate] = [:], defaultPerRoute: Rate? = nil,
+        clock: any Clock<Duration> = ContinuousClock()
+    ) {
         self.perSession = perSession
         self.perRoute = perRoute
         self.defaultPerRoute = defaultPerRoute
-        self.state = Mutex(State(lastSweep: .now))
+        self.clock = ClockReader(clock)
+        self.state = Mutex(State(lastSweep: self.clock.now))
     }
 
     /// Passes the message on if its session and route have a token each, else throws 429.
     public func handle(_ message: FerryMessage, context: FerryContext, next: FerryHandler) async throws -> FerryResponse {
-        if let refusal = admit(session: context.session.id, route: message.serviceMethod, at: .now) {
+        if let refusal = admit(session: context.session.id, route: message.serviceMethod) {
             context.logger.debug("rate limited", metadata: ["route": "\(message.serviceMethod)", "cause": "\(refusal.cause)"])
             throw refusal
         }
         return try await next(message, context)
     }
 
-    /// Takes a token for a message of `session` on `route`, or says why it cannot.
-    func admit(session: String, route: String, at now: ContinuousClock.Instant) -> FerryStatus? {
+    /// Takes a token for a message of `session` on `route` now, or says why it cannot.
+    func admit(session: String, route: String) -> FerryStatus? {
         let routeRate = perRoute[route] ?? defaultPerRoute
         if perSession == nil && routeRate == nil { return nil }
+        let now = clock.now
         return state.withLock { state in
             if now - state.lastSweep >= Self.sweepInterval { sweep(&state, at: now) }
             var sessionBucket = perSession.map { rate in

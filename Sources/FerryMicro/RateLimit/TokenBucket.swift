@@ -1,6 +1,6 @@
 /// A token bucket: holds at most `capacity` tokens, gains `ratePerSecond` tokens per second, and
-/// lets an action through when it can take one token. Instants are passed in so that it can be
-/// tested without clocks.
+/// lets an action through when it can take one token. Instants are passed in, read by the owner
+/// from its injected clock (``ClockReader``), so that it can be tested without clocks.
 struct TokenBucket: Sendable {
     let capacity: Double
     let ratePerSecond: Double

@@ -1,5 +1,5 @@
-/// The circuit breaker of one endpoint, as a value-type state machine fed with instants so that
-/// it can be tested without clocks.
+/// The circuit breaker of one endpoint, as a value-type state machine fed with instants (read by
+/// its owner from a clock, ``ClockReader``) so that it can be tested without clocks.
 ///
 /// Closed: calls flow and their outcomes fill a window of the last `windowSize` calls. Once the
 /// window holds at least `minimumCalls` outcomes and the failed share reaches `failureRatio`,

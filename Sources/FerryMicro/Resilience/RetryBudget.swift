@@ -8,6 +8,8 @@ import Synchronization
 /// Over any stretch of time, extra attempts are therefore at most `ratio × calls` plus
 /// `minimumPerSecond × seconds`, plus what the two buckets held at the start (at most
 /// `max(ratio × 100, 1)` banked deposits and `minimumPerSecond` floor tokens).
+///
+/// The floor refills by the injected clock (`ContinuousClock` by default).
 final class RetryBudget: Sendable {
     private struct State {
         var deposits: TokenBucket
@@ -15,13 +17,16 @@ final class RetryBudget: Sendable {
     }
 
     let ratio: Double
+    private let clock: ClockReader
     private let state: Mutex<State>
     /// Calls recorded since the last withdrawal, deposited in bulk when a token is needed so
     /// that recording a call takes no lock.
     private let undeposited = Atomic<Int>(0)
 
-    init(ratio: Double, minimumPerSecond: Double, now: ContinuousClock.Instant = .now) {
+    init(ratio: Double, minimumPerSecond: Double, clock: any Clock<Duration> = ContinuousClock()) {
         self.ratio = max(ratio, 0)
+        self.clock = ClockReader(clock)
+        let now = self.clock.now
         let deposits = TokenBucket(capacity: max(self.ratio * 100, 1), ratePerSecond: 0, tokens: 0, now: now)
         let floor = TokenBucket(capacity: max(minimumPerSecond, 0), ratePerSecond: max(minimumPerSecond, 0), now: now)
         self.state = Mutex(State(deposits: deposits, floor: floor))
@@ -34,8 +39,9 @@ final class RetryBudget: Sendable {
     }
 
     /// Takes a token for one retry or backup request; false when the budget is spent.
-    func withdraw(at now: ContinuousClock.Instant = .now) -> Bool {
+    func withdraw() -> Bool {
         let calls = undeposited.exchange(0, ordering: .relaxed)
+        let now = clock.now
         return state.withLock { state in
             // The bucket caps its tokens, so one bulk deposit equals one deposit per call.
             if calls > 0 { state.deposits.deposit(ratio * Double(calls)) }
