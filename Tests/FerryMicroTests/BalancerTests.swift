@@ -1,4 +1,5 @@
 @testable import FerryMicro
+import FerryTestSupport
 import Testing
 
 @Suite("Load balancers", .timeLimit(.minutes(1)))

@@ -1,13 +1,8 @@
 @testable import FerryMicro
-import Logging
+import FerryTestSupport
 import NIOSSL
 import Synchronization
 import Testing
-
-/// A logger that drops everything.
-func quietLogger() -> Logger {
-    Logger(label: "ferry.micro.test") { _ in SwiftLogNoOpLogHandler() }
-}
 
 /// A peer for clients, with a quiet logger.
 func makeClientPeer(_ configuration: FerryPeer.Configuration = FerryPeer.Configuration()) -> FerryPeer {
@@ -171,29 +166,6 @@ func startNodes(_ count: Int, configure: (FerryRouter) -> Void = { _ in }) async
 /// Stops every node.
 func stopAll(_ nodes: [TestNode]) async {
     for node in nodes { await node.stop() }
-}
-
-/// The status thrown by `body`, or nil when it does not throw a ``FerryStatus``.
-func statusThrown<T>(_ body: () async throws -> T) async -> FerryStatus? {
-    do {
-        _ = try await body()
-        return nil
-    } catch let status as FerryStatus {
-        return status
-    } catch {
-        Issue.record("expected a FerryStatus, got \(type(of: error)): \(error)")
-        return nil
-    }
-}
-
-/// Polls `condition` every 10 ms for at most `timeout`; returns whether it became true.
-func eventually(timeout: Duration = .seconds(10), _ condition: @Sendable () async throws -> Bool) async rethrows -> Bool {
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-        if try await condition() { return true }
-        try? await Task.sleep(for: .milliseconds(10))
-    }
-    return try await condition()
 }
 
 extension FerryClient {

@@ -1,5 +1,6 @@
 import Foundation
 @testable import FerryMicro
+import FerryTestSupport
 import Synchronization
 import Testing
 

@@ -1,4 +1,5 @@
 @testable import FerryMicro
+import FerryTestSupport
 import NIOCore
 import Synchronization
 import Testing

@@ -1,4 +1,7 @@
 import Ferry
+// The helpers shared with the other test targets (eventually, statusThrown, quietLogger,
+// TestClock, …), visible to every file of this target.
+@_exported import FerryTestSupport
 import Foundation
 import Logging
 import NIOCore
@@ -26,11 +29,6 @@ struct PeerPair: Sendable {
         await client.close()
         await server.close()
     }
-}
-
-/// A logger that drops everything, for peers whose logs a test does not look at.
-func quietLogger() -> Logger {
-    Logger(label: "ferry.test") { _ in SwiftLogNoOpLogHandler() }
 }
 
 /// Registers the routes most tests use on `router`: `/math/add` and `/echo` (String).
@@ -102,31 +100,6 @@ func wrongReplies(on session: FerrySession, callers: Int, calls: Int, executor: 
         }
         return await group.reduce(0, +)
     }
-}
-
-/// The status thrown by `body`, or nil when it does not throw a ``FerryStatus``.
-func statusThrown<T>(_ body: () async throws -> T) async -> FerryStatus? {
-    do {
-        _ = try await body()
-        return nil
-    } catch let status as FerryStatus {
-        return status
-    } catch {
-        Issue.record("expected a FerryStatus, got \(type(of: error)): \(error)")
-        return nil
-    }
-}
-
-/// Polls `condition` every 10 ms for at most `timeout`; returns whether it became true.
-func eventually(
-    timeout: Duration = .seconds(5), _ condition: @Sendable () async throws -> Bool
-) async rethrows -> Bool {
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-        if try await condition() { return true }
-        try? await Task.sleep(for: .milliseconds(10))
-    }
-    return try await condition()
 }
 
 /// Runs `operation` with a deadline; throws `TimeoutError` when it takes longer.
