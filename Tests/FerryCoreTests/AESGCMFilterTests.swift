@@ -1,5 +1,6 @@
 import Crypto
 import NIOCore
+import FerryTestSupport
 import Testing
 
 @testable import FerryCore

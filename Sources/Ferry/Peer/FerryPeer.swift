@@ -108,7 +108,12 @@ public final class FerryPeer: Sendable {
             throw FerryLifecycleError.shuttingDown
         }
         _ = routeTable
-        let sslContext = try tls.map { try NIOSSLContext(configuration: $0) }
+        let sslContext: NIOSSLContext?
+        do {
+            sslContext = try tls.map { try NIOSSLContext(configuration: $0) }
+        } catch {
+            throw FerryLifecycleError.listenFailed("\(address): TLS configuration: \(error)")
+        }
         let isUnix: Bool
         if case .unix = address { isUnix = true } else { isUnix = false }
         let unixCounter = Atomic<Int>(0)
@@ -159,7 +164,7 @@ public final class FerryPeer: Sendable {
             _ = systemListen(descriptor, Self.acceptBacklog)
         } catch {
             if inherited == nil { _ = systemClose(descriptor) }
-            throw error
+            throw FerryLifecycleError.listenFailed("\(address): \(error)")
         }
         let bound: FerryAddress
         switch address {
@@ -249,7 +254,7 @@ public final class FerryPeer: Sendable {
         do {
             sslContext = try tls.map { try NIOSSLContext(configuration: $0) }
         } catch {
-            throw FerryStatus.dialFailed("TLS configuration: \(error)")
+            throw FerryStatus.dialFailed("TLS configuration: \(error)", underlyingError: error)
         }
         return try await dial(address, sslContext: sslContext, serverHostname: serverHostname)
     }
@@ -282,7 +287,7 @@ public final class FerryPeer: Sendable {
             session.recordCloseReason("dial refused: \(error)")
             try? await channel.close()
             if let refused = error as? FerrySession.AuthRefused { throw refused.status }
-            throw (error as? FerryStatus) ?? FerryStatus.dialFailed("\(error)")
+            throw (error as? FerryStatus) ?? FerryStatus.dialFailed("\(error)", underlyingError: error)
         }
         guard session.state.withLock({ $0.handshakeFinished() }) else {
             throw FerryStatus.dialFailed("\(address): the connection closed while it was set up")
@@ -318,7 +323,7 @@ public final class FerryPeer: Sendable {
                 return try await bootstrap.connect(unixDomainSocketPath: path).get()
             }
         } catch {
-            throw FerryStatus.dialFailed("\(address): \(error)")
+            throw FerryStatus.dialFailed("\(address): \(error)", underlyingError: error)
         }
     }
 

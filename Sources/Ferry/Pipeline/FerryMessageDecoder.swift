@@ -19,7 +19,7 @@ public struct FerryMessageDecoder: ByteToMessageDecoder {
     /// Creates a decoder for `proto` that hands each decoded message to `deliver`, with the
     /// decoder's context, instead of firing it down the pipeline: the message is not boxed for
     /// the trip to the next handler.
-    package init(proto: any FerryProto, deliver: @escaping (FerryMessage, ChannelHandlerContext) -> Void) {
+    init(proto: any FerryProto, deliver: @escaping (FerryMessage, ChannelHandlerContext) -> Void) {
         self.proto = proto
         self.deliver = deliver
     }
