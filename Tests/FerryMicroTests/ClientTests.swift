@@ -91,6 +91,7 @@ struct ClientTests {
         #expect(echoed == "v")
         let status = await statusThrown { try await client.call("/work", "x", as: String.self, options: .timeout(.milliseconds(200))) }
         #expect(status?.code == .timedOut)
+        #expect(await eventually { node.hits == 1 })  // written before it timed out
         #expect(node.hits == 1)  // a timeout is not retried
         await client.close()
         await node.stop()
@@ -104,7 +105,8 @@ struct ClientTests {
         let (client, _) = Self.client([node], peer: peer)
         let status = await statusThrown { try await client.call("/work", "x", as: String.self, options: .timeout(.milliseconds(100))) }
         #expect(status?.code == .timedOut)
-        #expect(gate.arrivals == 1)
+        // The dial outlives the call; on a loaded machine it may reach the hook only after 100 ms.
+        #expect(await eventually { gate.arrivals == 1 })
 
         let cancelled = Task { try await client.call("/work", "x", as: String.self, options: .timeout(.seconds(30))) }
         #expect(await eventually { client.endpoints.first?.inFlight == 1 })
@@ -356,10 +358,12 @@ struct ClientTests {
         let fast = try await TestNode.start("fast")
         let (client, _) = Self.client([slow, fast]) {
             $0.balancer = .roundRobin  // the first call goes to the first node: the slow one
-            $0.backupDelay = .milliseconds(50)
+            // Long enough for the first attempt to dial and reach the slow node on a loaded machine.
+            $0.backupDelay = .milliseconds(500)
         }
         let answer = try await Self.work(client)
         #expect(answer == "fast")
+        #expect(await eventually { slow.hits == 1 })
         #expect(slow.hits == 1 && fast.hits == 1)
         #expect(slow.blockedCount == 1 && slow.finished == 0)  // the slow node never answered
         let loser = try #require(client.status(of: slow))
