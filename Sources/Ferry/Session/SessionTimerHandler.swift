@@ -12,6 +12,13 @@ import NIOCore
 ///
 /// Timers re-arm lazily, as NIO's `IdleStateHandler` does: each fires once per period and checks
 /// whether traffic came in the meantime, so an idle session costs one scheduled task per timer.
+///
+/// Every decision is taken on the time of the channel's event loop (`EventLoop.now`), the clock
+/// its timers are scheduled on, so that a test loop's virtual time (`EmbeddedEventLoop`,
+/// `NIOAsyncTestingEventLoop`) drives them. The loop's time is read only when a timer needs it:
+/// for a read that leaves a frame incomplete, and for any traffic while the ping, idle or
+/// silence timer runs (writes once per flush). The connection's ``ConnectionClock`` still takes
+/// the arrival of every read, on the continuous clock that inbound deadlines are measured on.
 final class SessionTimerHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
@@ -28,9 +35,15 @@ final class SessionTimerHandler: ChannelDuplexHandler {
     private let settings: Settings
     private let clock: ConnectionClock
 
-    private var lastRead: ContinuousClock.Instant { clock.lastRead }
-    private var lastWrite = ContinuousClock.now
-    private var silenceLimit: Duration?
+    /// On the loop's time: the latest read that counts for a running timer, and the latest flush.
+    private var lastRead = NIODeadline.uptimeNanoseconds(0)
+    private var lastWrite = NIODeadline.uptimeNanoseconds(0)
+    /// Whether a timer that measures quiet in both directions (ping, idle, silence) runs, so that
+    /// every read and flush takes the loop's time.
+    private var tracksTraffic = false
+    /// Whether bytes were written since the latest flush: a flush of nothing is no traffic.
+    private var unflushedWrites = false
+    private var silenceLimit: TimeAmount?
     private enum Timer: Hashable { case ping, idle, age, silence, read }
     private var timers: [Timer: Scheduled<Void>] = [:]
     private var frames = FrameProgress()
@@ -41,6 +54,7 @@ final class SessionTimerHandler: ChannelDuplexHandler {
     init(settings: Settings, clock: ConnectionClock) {
         self.settings = settings
         self.clock = clock
+        tracksTraffic = settings.pingInterval != nil || settings.idleTimeout != nil
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -68,15 +82,17 @@ final class SessionTimerHandler: ChannelDuplexHandler {
         guard !started else { return }
         started = true
         clock.markRead()
-        lastWrite = lastRead
-        if let interval = settings.pingInterval {
-            arm(.ping, context, after: interval) { handler, context in handler.checkPing(context, interval) }
+        let now = context.eventLoop.now
+        lastRead = now
+        lastWrite = now
+        if let interval = settings.pingInterval.map(TimeAmount.init) {
+            arm(.ping, context, at: now + interval) { handler, context in handler.checkPing(context, interval) }
         }
-        if let timeout = settings.idleTimeout {
-            arm(.idle, context, after: timeout) { handler, context in handler.checkIdle(context, timeout) }
+        if let timeout = settings.idleTimeout.map(TimeAmount.init) {
+            arm(.idle, context, at: now + timeout) { handler, context in handler.checkIdle(context, timeout) }
         }
         if let age = settings.maximumAge {
-            arm(.age, context, after: age) { _, context in
+            arm(.age, context, at: now + TimeAmount(age)) { _, context in
                 context.fireUserInboundEventTriggered(SessionTimerEvent.limitPassed("older than its maximum age of \(age)"))
             }
         }
@@ -94,10 +110,17 @@ final class SessionTimerHandler: ChannelDuplexHandler {
     /// Starts closing the session when no inbound bytes arrive for twice `period` (the remote
     /// announced it pings every `period`).
     private func expectHeartbeats(every period: Duration, context: ChannelHandlerContext) {
-        silenceLimit = period * 2
+        let limit = TimeAmount(period * 2)
+        silenceLimit = limit
         guard !silenceTimerArmed else { return }
         silenceTimerArmed = true
-        arm(.silence, context, after: period * 2) { handler, context in handler.checkSilence(context) }
+        // The announcement was just read; reads before it were not timed unless a timer needed them.
+        let now = context.eventLoop.now
+        if !tracksTraffic {
+            tracksTraffic = true
+            lastRead = now
+        }
+        arm(.silence, context, at: now + limit) { handler, context in handler.checkSilence(context) }
     }
 
     // MARK: Traffic
@@ -106,68 +129,78 @@ final class SessionTimerHandler: ChannelDuplexHandler {
         let bytes = unwrapInboundIn(data)
         clock.markRead()
         frames.consume(bytes)
-        if frames.isMidFrame, let timeout = settings.readTimeout, !readTimerArmed {
+        if tracksTraffic || frames.isMidFrame {
+            lastRead = context.eventLoop.now
+        }
+        if frames.isMidFrame, let timeout = settings.readTimeout.map(TimeAmount.init), !readTimerArmed {
             readTimerArmed = true
-            arm(.read, context, after: timeout) { handler, context in handler.checkRead(context, timeout) }
+            arm(.read, context, at: lastRead + timeout) { handler, context in handler.checkRead(context, timeout) }
         }
         context.fireChannelRead(data)
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        lastWrite = clock.now()
+        unflushedWrites = true
         context.write(data, promise: promise)
+    }
+
+    func flush(context: ChannelHandlerContext) {
+        if unflushedWrites {
+            unflushedWrites = false
+            if tracksTraffic { lastWrite = context.eventLoop.now }
+        }
+        context.flush()
     }
 
     // MARK: Checks
 
-    private func checkPing(_ context: ChannelHandlerContext, _ interval: Duration) {
+    private func checkPing(_ context: ChannelHandlerContext, _ interval: TimeAmount) {
         let quietSince = max(lastRead, lastWrite)
-        let now = ContinuousClock.now
-        if now - quietSince >= interval {
+        if context.eventLoop.now - quietSince >= interval {
             context.fireUserInboundEventTriggered(SessionTimerEvent.heartbeatDue)
-            arm(.ping, context, after: interval) { handler, context in handler.checkPing(context, interval) }
+            arm(.ping, context, at: context.eventLoop.now + interval) { handler, context in handler.checkPing(context, interval) }
         } else {
-            arm(.ping, context, after: interval - (now - quietSince)) { handler, context in handler.checkPing(context, interval) }
+            arm(.ping, context, at: quietSince + interval) { handler, context in handler.checkPing(context, interval) }
         }
     }
 
-    private func checkIdle(_ context: ChannelHandlerContext, _ timeout: Duration) {
-        let quiet = ContinuousClock.now - max(lastRead, lastWrite)
-        if quiet >= timeout {
-            context.fireUserInboundEventTriggered(SessionTimerEvent.limitPassed("idle for \(timeout)"))
+    private func checkIdle(_ context: ChannelHandlerContext, _ timeout: TimeAmount) {
+        let quietSince = max(lastRead, lastWrite)
+        if context.eventLoop.now - quietSince >= timeout {
+            context.fireUserInboundEventTriggered(SessionTimerEvent.limitPassed("idle for \(Duration(timeout))"))
         } else {
-            arm(.idle, context, after: timeout - quiet) { handler, context in handler.checkIdle(context, timeout) }
+            arm(.idle, context, at: quietSince + timeout) { handler, context in handler.checkIdle(context, timeout) }
         }
     }
 
     private func checkSilence(_ context: ChannelHandlerContext) {
         guard let limit = silenceLimit else { return }
         // As in erpc, this side's own writes count too: a session it keeps busy is not silent.
-        let quiet = ContinuousClock.now - max(lastRead, lastWrite)
-        if quiet >= limit {
-            context.fireUserInboundEventTriggered(SessionTimerEvent.limitPassed("no heartbeat or traffic for \(limit), twice the announced period"))
+        let quietSince = max(lastRead, lastWrite)
+        if context.eventLoop.now - quietSince >= limit {
+            context.fireUserInboundEventTriggered(
+                SessionTimerEvent.limitPassed("no heartbeat or traffic for \(Duration(limit)), twice the announced period"))
         } else {
-            arm(.silence, context, after: limit - quiet) { handler, context in handler.checkSilence(context) }
+            arm(.silence, context, at: quietSince + limit) { handler, context in handler.checkSilence(context) }
         }
     }
 
-    private func checkRead(_ context: ChannelHandlerContext, _ timeout: Duration) {
+    private func checkRead(_ context: ChannelHandlerContext, _ timeout: TimeAmount) {
         guard frames.isMidFrame else {
             readTimerArmed = false
             return
         }
-        let quiet = ContinuousClock.now - lastRead
-        if quiet >= timeout {
-            context.fireUserInboundEventTriggered(SessionTimerEvent.limitPassed("frame incomplete with no bytes for \(timeout)"))
+        if context.eventLoop.now - lastRead >= timeout {
+            context.fireUserInboundEventTriggered(SessionTimerEvent.limitPassed("frame incomplete with no bytes for \(Duration(timeout))"))
         } else {
-            arm(.read, context, after: timeout - quiet) { handler, context in handler.checkRead(context, timeout) }
+            arm(.read, context, at: lastRead + timeout) { handler, context in handler.checkRead(context, timeout) }
         }
     }
 
-    private func arm(_ timer: Timer, _ context: ChannelHandlerContext, after delay: Duration, _ body: @escaping (SessionTimerHandler, ChannelHandlerContext) -> Void) {
+    private func arm(_ timer: Timer, _ context: ChannelHandlerContext, at deadline: NIODeadline, _ body: @escaping (SessionTimerHandler, ChannelHandlerContext) -> Void) {
         let loopBound = NIOLoopBound((self, context, body), eventLoop: context.eventLoop)
         timers[timer]?.cancel()
-        timers[timer] = context.eventLoop.scheduleTask(in: TimeAmount(max(delay, .milliseconds(1)))) {
+        timers[timer] = context.eventLoop.scheduleTask(deadline: deadline) {
             let (handler, context, body) = loopBound.value
             body(handler, context)
         }
