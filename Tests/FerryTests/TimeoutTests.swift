@@ -1,139 +1,178 @@
-import Ferry
+@testable import Ferry
 import NIOCore
 import Testing
 
+/// The idle, read and age limits, on a session served over an in-memory channel whose loop time
+/// the test moves: no test waits for time to pass. Two tests over real sockets check the wiring.
 @Suite("Idle, read and age timeouts")
 struct TimeoutTests {
-    @Test("idleTimeout closes a session without traffic, but traffic resets it")
-    func idleTimeout() async throws {
-        let timeout = Duration.milliseconds(600)
-        let logs = LogStore()
-        let (server, listener) = try await makeServer(
-            FerryPeer.Configuration(idleTimeout: timeout), logger: logs.logger(label: "server"))
-        let idleClient = FerryPeer(logger: quietLogger())
-        let busyClient = FerryPeer(logger: quietLogger())
-        let start = ContinuousClock.now
-        let idle = try await idleClient.dial(listener.address)
-        let busy = try await busyClient.dial(listener.address)
-
-        // The busy session calls every 100 ms for twice the idle timeout and more; the idle one
-        // does nothing.
-        var idleClosedAfter: Duration?
-        var calls: [(start: ContinuousClock.Instant, end: ContinuousClock.Instant)] = []
-        while start.duration(to: .now) < timeout * 2 + .milliseconds(300) {
-            let callStart = ContinuousClock.now
-            let status = await statusThrown {
-                try await busy.call("/math/add", AddArgs(a: 1, b: 1), as: Int.self, options: .timeout(.seconds(2)))
-            }
-            calls.append((callStart, .now))
-            if let status {
-                Issue.record("call \(calls.count) failed: \(status)")
-                break
-            }
-            if idleClosedAfter == nil, !idle.isActive { idleClosedAfter = start.duration(to: .now) }
-            try await Task.sleep(for: .milliseconds(100))
-        }
-        // The longest the server can have gone without traffic on the busy session.
-        let longestQuiet = zip(calls, calls.dropFirst()).map { $0.start.duration(to: $1.end) }.max() ?? .zero
-        if longestQuiet < timeout {
-            #expect(busy.isActive, "traffic at most \(longestQuiet) apart resets a \(timeout) idle timeout")
-        }
-        #expect(!idle.isActive, "a session without traffic is closed after the idle timeout")
-        if let idleClosedAfter {
-            #expect(idleClosedAfter >= timeout - .milliseconds(50), "not before the idle timeout (\(idleClosedAfter))")
-        }
-        #expect(await closeReasonLogged(logs, containing: "idle") != nil, "the reason is logged")
-
-        // Once the busy session stops, it is closed too.
-        #expect(await eventually(timeout: .seconds(3)) { !busy.isActive })
-        await idleClient.close()
-        await busyClient.close()
-        await server.close()
+    /// A raw-proto CALL frame of `/math/add`, as bytes.
+    static func addFrame(seq: Int32 = 1) throws -> [UInt8] {
+        try RawConnection.frame(.add(2, 3, seq: seq))
     }
 
-    @Test("readTimeout closes a connection that stalls mid-frame, not one that sends nothing or whole frames")
-    func readTimeout() async throws {
+    /// The reason the session's timer handler gave for closing, if it closed.
+    static func closeReason(_ embedded: EmbeddedSession) -> String? {
+        embedded.timerEvents.all.first { !$0.isHeartbeatDue }?.reason
+    }
+
+    // MARK: Idle
+
+    @Test("idleTimeout closes a session without traffic at the timeout, not before, and says why")
+    func idleTimeout() async throws {
         let logs = LogStore()
-        let (server, listener) = try await makeServer(
+        let embedded = try await EmbeddedSession.start(
+            FerryPeer.Configuration(idleTimeout: .milliseconds(600)), logger: logs.logger(label: "server"))
+        await embedded.advance(by: .milliseconds(599))
+        #expect(embedded.isOpen)
+        await embedded.advance(by: .milliseconds(1))
+        #expect(!embedded.isOpen, "idle for the timeout: closed")
+        #expect(embedded.timerEvents.all.map(\.at) == [.milliseconds(600)])
+        #expect(Self.closeReason(embedded)?.contains("idle") == true)
+        #expect(logs.first { $0.message == "session closed" && ($0.metadata["reason"] ?? "").contains("idle") } != nil, "the reason is logged")
+        await embedded.close()
+    }
+
+    @Test("inbound traffic resets the idle timeout; the session is closed a timeout after the last of it")
+    func idleTimeoutResetByInboundTraffic() async throws {
+        let embedded = try await EmbeddedSession.start(FerryPeer.Configuration(idleTimeout: .milliseconds(600)))
+        // A call every 500 ms for 5 s, more than eight idle timeouts.
+        for seq in Int32(1)...10 {
+            await embedded.advance(by: .milliseconds(500))
+            #expect(embedded.isOpen, "call \(seq)")
+            try await embedded.send(.add(1, 1, seq: seq))
+            #expect(try await embedded.nextWritten().seq == seq)
+        }
+        await embedded.advance(by: .milliseconds(599))
+        #expect(embedded.isOpen)
+        await embedded.advance(by: .milliseconds(1))
+        #expect(!embedded.isOpen, "closed once the traffic stopped for the timeout")
+        #expect(embedded.timerEvents.all.map(\.at) == [.milliseconds(5600)])
+        await embedded.close()
+    }
+
+    @Test("outbound traffic resets the idle timeout too")
+    func idleTimeoutResetByOutboundTraffic() async throws {
+        let embedded = try await EmbeddedSession.start(FerryPeer.Configuration(idleTimeout: .milliseconds(600)))
+        // The session pushes every 500 ms; the remote never writes.
+        for value in 0..<10 {
+            await embedded.advance(by: .milliseconds(500))
+            #expect(embedded.isOpen, "push \(value)")
+            try await embedded.session.push("/feed", value, options: .timeout(.seconds(1)))
+            #expect(try await embedded.written().map(\.serviceMethod) == ["/feed"])
+        }
+        await embedded.advance(by: .milliseconds(600))
+        #expect(!embedded.isOpen)
+        await embedded.close()
+    }
+
+    // MARK: Read
+
+    @Test("readTimeout closes a connection that stalls mid-frame, at the timeout after its last byte")
+    func readTimeoutStalledFrame() async throws {
+        let logs = LogStore()
+        let embedded = try await EmbeddedSession.start(
             FerryPeer.Configuration(readTimeout: .milliseconds(300)), logger: logs.logger(label: "server"))
-        let stalled = try await RawConnection.connect(to: listener.address)
-        let silent = try await RawConnection.connect(to: listener.address)
-        let whole = try await RawConnection.connect(to: listener.address)
+        await embedded.advance(by: .seconds(5))
+        try await embedded.send(bytes: Array(try Self.addFrame().prefix(10)))
+        await embedded.advance(by: .milliseconds(299))
+        #expect(embedded.isOpen)
+        await embedded.advance(by: .milliseconds(1))
+        #expect(!embedded.isOpen, "half a frame then nothing: closed after the read timeout")
+        #expect(embedded.timerEvents.all.map(\.at) == [.milliseconds(5300)])
+        #expect(Self.closeReason(embedded)?.contains("frame incomplete") == true)
+        #expect(logs.first { $0.message == "session closed" && ($0.metadata["reason"] ?? "").contains("frame incomplete") } != nil)
+        #expect(try await embedded.written().isEmpty)
+        await embedded.close()
+    }
 
-        let call = FerryMessage(
-            type: .call, seq: 1, serviceMethod: "/math/add", bodyCodec: .json, body: ByteBuffer(string: #"{"a":2,"b":3}"#))
-        let frame = try frameBytes(call)
-        try await whole.send(frame)
-        #expect(try await whole.nextMessage()?.status.isOK == true)
-
-        let start = ContinuousClock.now
-        try await stalled.send(Array(frame.prefix(10)))
-        #expect(await stalled.waitUntilClosed(timeout: .seconds(2)), "half a frame then nothing: closed after the read timeout")
-        let elapsed = start.duration(to: .now)
-        #expect(elapsed >= .milliseconds(250), "not before the read timeout (\(elapsed))")
-        #expect(await closeReasonLogged(logs, containing: "frame incomplete") != nil, "the reason is logged")
-        #expect(stalled.receivedBytes.isEmpty)
-
-        // One second in all: the others are untouched by the read timeout.
-        let remaining = Duration.seconds(1) - start.duration(to: .now)
-        if remaining > .zero { try await Task.sleep(for: remaining) }
-        #expect(!silent.isClosed, "a connection that sends nothing is not closed by the read timeout")
-        #expect(!whole.isClosed, "a connection between whole frames is not closed by the read timeout")
-        try await whole.send(try frameBytes(FerryMessage(
-            type: .call, seq: 2, serviceMethod: "/echo", bodyCodec: .json, body: ByteBuffer(string: #""still here""#))))
-        #expect(try await whole.nextMessage()?.seq == 2)
-
-        await stalled.close()
-        await silent.close()
-        await whole.close()
-        await server.close()
+    @Test("readTimeout leaves alone a connection that sends nothing, or whole frames with long gaps")
+    func readTimeoutSparesWholeFrames() async throws {
+        let embedded = try await EmbeddedSession.start(FerryPeer.Configuration(readTimeout: .milliseconds(300)))
+        await embedded.advance(by: .seconds(10))
+        #expect(embedded.isOpen, "a connection that sends nothing is not closed by the read timeout")
+        for seq in Int32(1)...3 {
+            try await embedded.send(bytes: try Self.addFrame(seq: seq))
+            let reply = try await embedded.nextWritten()
+            #expect(reply.seq == seq)
+            #expect(String(buffer: reply.body) == "5")
+            await embedded.advance(by: .seconds(10))
+            #expect(embedded.isOpen, "a connection between whole frames is not closed by the read timeout")
+        }
+        #expect(embedded.timerEvents.all.isEmpty)
+        await embedded.close()
     }
 
     @Test("a frame sent slowly but steadily, each gap within the read timeout, is not cut off")
     func slowButSteadyFrame() async throws {
-        let (server, listener) = try await makeServer(FerryPeer.Configuration(readTimeout: .milliseconds(600)))
-        let raw = try await RawConnection.connect(to: listener.address)
-        let frame = try frameBytes(FerryMessage(
-            type: .call, seq: 1, serviceMethod: "/math/add", bodyCodec: .json, body: ByteBuffer(string: #"{"a":2,"b":3}"#)))
-        // In five parts, 200 ms apart: the whole frame takes longer than the read timeout, but
-        // no gap comes near it.
-        let parts = stride(from: 0, to: frame.count, by: frame.count / 5 + 1).map { Array(frame[$0..<min($0 + frame.count / 5 + 1, frame.count)]) }
+        let embedded = try await EmbeddedSession.start(FerryPeer.Configuration(readTimeout: .milliseconds(300)))
+        let frame = try Self.addFrame()
+        // In five parts, each 299 ms after the one before: the whole frame takes four times the
+        // read timeout, but no gap reaches it.
+        let size = frame.count / 5 + 1
+        let parts = stride(from: 0, to: frame.count, by: size).map { Array(frame[$0..<min($0 + size, frame.count)]) }
         #expect(parts.count == 5)
         for (index, part) in parts.enumerated() {
-            if index > 0 { try await Task.sleep(for: .milliseconds(200)) }
-            try await raw.send(part)
+            if index > 0 { await embedded.advance(by: .milliseconds(299)) }
+            #expect(embedded.isOpen, "part \(index)")
+            try await embedded.send(bytes: part)
         }
-        let reply = try #require(try await raw.nextMessage(timeout: .seconds(2)))
+        let reply = try await embedded.nextWritten()
         #expect(reply.status.isOK)
         #expect(String(buffer: reply.body) == "5")
-        #expect(!raw.isClosed)
-        await raw.close()
-        await server.close()
+        await embedded.advance(by: .seconds(10))
+        #expect(embedded.isOpen)
+        #expect(embedded.timerEvents.all.isEmpty)
+        await embedded.close()
     }
+
+    // MARK: Age
 
     @Test("maximumSessionAge closes a session once it is that old, even a busy one")
     func maximumSessionAge() async throws {
         let logs = LogStore()
-        let (server, listener) = try await makeServer(
+        let embedded = try await EmbeddedSession.start(
             FerryPeer.Configuration(maximumSessionAge: .milliseconds(500)), logger: logs.logger(label: "server"))
-        let client = FerryPeer(logger: quietLogger())
-        let start = ContinuousClock.now
-        let session = try await client.dial(listener.address)
-
-        var closedAfter: Duration?
-        while start.duration(to: .now) < .seconds(3) {
-            if !session.isActive {
-                closedAfter = start.duration(to: .now)
-                break
-            }
-            _ = try? await session.call("/math/add", AddArgs(a: 1, b: 1), as: Int.self, options: .timeout(.seconds(1)))
-            try await Task.sleep(for: .milliseconds(100))
+        for seq in Int32(1)...4 {
+            await embedded.advance(by: .milliseconds(100))
+            try await embedded.send(.add(1, 1, seq: seq))
+            #expect(try await embedded.nextWritten().seq == seq)
         }
-        let age = try #require(closedAfter, "the session must be closed at its maximum age")
-        #expect(age >= .milliseconds(400), "not before the maximum age (\(age))")
-        #expect(await closeReasonLogged(logs, containing: "maximum age") != nil, "the reason is logged")
-        #expect(await eventually { server.hub.count == 0 })
+        await embedded.advance(by: .milliseconds(99))
+        #expect(embedded.isOpen, "younger than its maximum age")
+        await embedded.advance(by: .milliseconds(1))
+        #expect(!embedded.isOpen, "closed at its maximum age, busy as it was")
+        #expect(embedded.timerEvents.all.map(\.at) == [.milliseconds(500)])
+        #expect(logs.first { $0.message == "session closed" && ($0.metadata["reason"] ?? "").contains("maximum age") } != nil)
+        #expect(await eventually { embedded.peer.hub.count == 0 })
+        await embedded.close()
+    }
+
+    // MARK: Wiring over real sockets
+
+    @Test("over TCP, an idle dialled session is closed by the server's idle timeout")
+    func idleTimeoutOverTCP() async throws {
+        let logs = LogStore()
+        let (server, listener) = try await makeServer(
+            FerryPeer.Configuration(idleTimeout: .milliseconds(200)), logger: logs.logger(label: "server"))
+        let client = FerryPeer(logger: quietLogger())
+        let session = try await client.dial(listener.address)
+        #expect(await eventually(timeout: .seconds(30)) { !session.isActive })
+        #expect(await closeReasonLogged(logs, containing: "idle", timeout: .seconds(30)) != nil)
         await client.close()
+        await server.close()
+    }
+
+    @Test("over TCP, a connection that stalls mid-frame is closed by the read timeout")
+    func readTimeoutOverTCP() async throws {
+        let logs = LogStore()
+        let (server, listener) = try await makeServer(
+            FerryPeer.Configuration(readTimeout: .milliseconds(200)), logger: logs.logger(label: "server"))
+        let stalled = try await RawConnection.connect(to: listener.address)
+        try await stalled.send(Array(try Self.addFrame().prefix(10)))
+        #expect(await stalled.waitUntilClosed(timeout: .seconds(30)))
+        #expect(await closeReasonLogged(logs, containing: "frame incomplete", timeout: .seconds(30)) != nil)
+        await stalled.close()
         await server.close()
     }
 }
