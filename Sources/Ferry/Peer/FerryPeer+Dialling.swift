@@ -1,0 +1,88 @@
+import NIOCore
+import NIOPosix
+import NIOSSL
+
+extension FerryPeer {
+    // MARK: Dialling
+
+    /// Dials `address`, optionally with TLS, runs the dial hook and the auth handshake, and
+    /// returns the ready session. Failures throw ``FerryStatus`` 105 (dial failed) or the auth
+    /// status.
+    public func dial(_ address: FerryAddress, tls: TLSConfiguration? = nil, serverHostname: String? = nil) async throws -> FerrySession {
+        let sslContext: NIOSSLContext?
+        do {
+            sslContext = try tls.map { try NIOSSLContext(configuration: $0) }
+        } catch {
+            throw FerryStatus.dialFailed("TLS configuration: \(error)", underlyingError: error)
+        }
+        return try await dial(address, sslContext: sslContext, serverHostname: serverHostname)
+    }
+
+    /// ``dial(_:tls:serverHostname:)`` with a TLS context made once for many dials.
+    package func dial(_ address: FerryAddress, sslContext: NIOSSLContext?, serverHostname: String?) async throws -> FerrySession {
+        _ = routeTable
+        let target = DialTarget(address: address, tls: sslContext, serverHostname: serverHostname)
+        let channel = try await connect(target, reusing: nil)
+        let session: FerrySession
+        do {
+            session = try await channel.eventLoop.submit {
+                try channel.pipeline.syncOperations.handler(type: SessionHandler.self).session
+            }.get()
+        } catch {
+            // The remote closed at once (a connection limit, an accept hook): the pipeline is gone.
+            throw FerryStatus.dialFailed("\(address): the connection closed while it was set up")
+        }
+        track(session)
+        guard channel.isActive else {
+            connections.withLock { $0[ObjectIdentifier(session)] = nil }
+            throw FerryStatus.dialFailed("\(address): the connection closed while it was set up")
+        }
+        do {
+            try await configuration.hooks.onDial?(session)
+            if let auth = configuration.auth, let credential = auth.credential {
+                try await session.authenticate(credential: try await credential(), timeout: auth.timeout, on: channel)
+            }
+        } catch {
+            session.recordCloseReason("dial refused: \(error)")
+            try? await channel.close()
+            if let refused = error as? FerrySession.AuthRefused { throw refused.status }
+            throw (error as? FerryStatus) ?? FerryStatus.dialFailed("\(error)", underlyingError: error)
+        }
+        guard session.state.withLock({ $0.handshakeFinished() }) else {
+            throw FerryStatus.dialFailed("\(address): the connection closed while it was set up")
+        }
+        sessionReady(session)
+        logger.debug("session dialled", metadata: ["remote": "\(address)"])
+        return session
+    }
+
+    /// Opens a connection to `target` whose pipeline serves `existing` (a redial) or a new session.
+    func connect(_ target: DialTarget, reusing existing: FerrySession?) async throws -> any Channel {
+        let address = target.address
+        var bootstrap = ClientBootstrap(group: eventLoopGroup)
+            .connectTimeout(TimeAmount(configuration.dialTimeout))
+            .channelOption(.writeBufferWaterMark, value: waterMark)
+            .channelInitializer { [self] channel in
+                channel.eventLoop.makeCompletedFuture {
+                    if let sslContext = target.tls {
+                        var hostname = target.serverHostname
+                        if hostname == nil, case .tcp(let host, _) = address, !Self.isIPAddress(host) { hostname = host }
+                        try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: sslContext, serverHostname: hostname))
+                    }
+                    let session = existing ?? FerrySession(channel: channel, peer: self, isDialled: true, remoteAddress: address.description, dialTarget: target)
+                    try addSessionHandlers(to: channel, session: session)
+                }
+            }
+        do {
+            switch address {
+            case .tcp(let host, let port):
+                bootstrap = bootstrap.channelOption(.socketOption(.tcp_nodelay), value: 1)
+                return try await bootstrap.connect(host: host, port: port).get()
+            case .unix(let path):
+                return try await bootstrap.connect(unixDomainSocketPath: path).get()
+            }
+        } catch {
+            throw FerryStatus.dialFailed("\(address): \(error)", underlyingError: error)
+        }
+    }
+}
