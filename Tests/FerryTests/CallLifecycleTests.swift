@@ -99,14 +99,9 @@ struct CallLifecycleTests {
         await embedded.advance(by: .milliseconds(200))
         if session.outstanding.pendingCalls == 2 { short.cancel() }
         #expect(await short.value?.code == .timedOut)
-        // The deadline timer is armed on the loop's time but checks the calls against
-        // `NIODeadline.now()`, so the first deadline on a loop whose time is not the wall clock
-        // expires every pending call.
-        await withKnownIssue("the call deadline timer compares deadlines with NIODeadline.now(), not its loop's time") {
-            #expect(session.outstanding.pendingCalls == 1, "the 3 s call is still pending after the 200 ms one failed")
-            await embedded.advance(by: .milliseconds(2799))
-            #expect(session.outstanding.pendingCalls == 1, "the 3 s call does not fail early")
-        }
+        #expect(session.outstanding.pendingCalls == 1, "the 3 s call is still pending after the 200 ms one failed")
+        await embedded.advance(by: .milliseconds(2799))
+        #expect(session.outstanding.pendingCalls == 1, "the 3 s call does not fail early")
         await embedded.advance(by: .milliseconds(1))
         if session.outstanding.pendingCalls > 0 { long.cancel() }
         #expect(await long.value?.code == .timedOut)

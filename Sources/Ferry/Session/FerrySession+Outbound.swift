@@ -276,15 +276,15 @@ extension FerrySession {
     /// still fires; it finds nothing expired and costs one turn of the lock.
     private func armDeadlineTimer(for deadline: NIODeadline, on eventLoop: any EventLoop) {
         eventLoop.scheduleTask(deadline: deadline) { [weak self] in
-            self?.expireCalls()
+            self?.expireCalls(at: eventLoop.now)
         }
     }
 
-    /// The deadline timer fired: fails the calls whose deadline has passed with 408 and re-arms
-    /// for the earliest of the rest.
-    private func expireCalls() {
+    /// The deadline timer fired at `now` (its event loop's time): fails the calls whose
+    /// deadline has passed with 408 and re-arms for the earliest of the rest.
+    private func expireCalls(at now: NIODeadline) {
         let (expired, rearm, retired, eventLoop) = state.withLock { state in
-            let (expired, rearm, retired) = state.expireCalls(now: .now())
+            let (expired, rearm, retired) = state.expireCalls(now: now)
             return (expired, rearm, retired, state.lifecycle.connection.eventLoop)
         }
         if let rearm { armDeadlineTimer(for: rearm, on: eventLoop) }
