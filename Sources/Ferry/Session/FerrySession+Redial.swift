@@ -6,7 +6,13 @@ extension FerrySession {
     /// `channel` is gone: every call pending on it fails at once with 102; if it was the
     /// current connection, the session redials or closes.
     func connectionClosed(_ channel: any Channel) {
-        let loss = state.withLock { $0.connectionLost(channel, peerDraining: peer.isDraining) }
+        let (loss, writers): (SessionState.ConnectionLoss, [CheckedContinuation<Void, any Error>]) = state.withLock { state in
+            let loss = state.connectionLost(channel, peerDraining: peer.isDraining)
+            // Writers waiting for room on the lost connection would wait for nothing.
+            guard case .redialling = state.lifecycle, state.lifecycle.isConnection(channel) else { return (loss, []) }
+            return (loss, state.writabilityWaiters.removeAll())
+        }
+        for writer in writers { writer.resume(throwing: FerryStatus.connectionClosed("connection lost")) }
         switch loss {
         case .failCalls(let calls, let auth, let reason):
             fail(calls, auth: auth, reason: reason)

@@ -99,7 +99,8 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
     public func close() async {
         guard let closing = state.withLock({ $0.close(reason: "closed by this side") }) else { return }
         tellClosed(closing)
-        for connection in closing.connectionsToClose { try? await connection.close() }
+        // tellClosed started closing them; returns once they are closed.
+        for connection in closing.connectionsToClose { try? await connection.closeFuture.get() }
     }
 
     /// What the session is holding on to: calls awaiting replies, calls not yet handed to their
