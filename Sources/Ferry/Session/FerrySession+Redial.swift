@@ -6,13 +6,17 @@ extension FerrySession {
     /// `channel` is gone: every call pending on it fails at once with 102; if it was the
     /// current connection, the session redials or closes.
     func connectionClosed(_ channel: any Channel) {
-        let (loss, writers): (SessionState.ConnectionLoss, [CheckedContinuation<Void, any Error>]) = state.withLock { state in
+        let waitsForReconnect = peer.configuration.redial?.callsWaitForReconnect == true
+        let (loss, writers, senders): (SessionState.ConnectionLoss, [CheckedContinuation<Void, any Error>], [CheckedContinuation<any Channel, any Error>]) = state.withLock { state in
             let loss = state.connectionLost(channel, peerDraining: peer.isDraining)
-            // Writers waiting for room on the lost connection would wait for nothing.
-            guard case .redialling = state.lifecycle, state.lifecycle.isConnection(channel) else { return (loss, []) }
-            return (loss, state.writabilityWaiters.removeAll())
+            guard case .redialling = state.lifecycle, state.lifecycle.isConnection(channel) else { return (loss, [], []) }
+            // Writers waiting for room on the lost connection would wait for nothing; senders
+            // that waited for a move to finish wait no longer unless the policy says so.
+            return (loss, state.writabilityWaiters.removeAll(), waitsForReconnect ? [] : state.reconnectWaiters.removeAll())
         }
-        for writer in writers { writer.resume(throwing: FerryStatus.connectionClosed("connection lost")) }
+        let lost = FerryStatus.connectionClosed("connection lost")
+        for writer in writers { writer.resume(throwing: lost) }
+        for sender in senders { sender.resume(throwing: lost) }
         switch loss {
         case .failCalls(let calls, let auth, let reason):
             fail(calls, auth: auth, reason: reason)
