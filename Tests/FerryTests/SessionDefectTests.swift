@@ -1,4 +1,5 @@
 @testable import Ferry
+import Dispatch
 import Logging
 import NIOCore
 import NIOPosix
@@ -202,9 +203,52 @@ final class Maximum: Sendable {
     var value: Int { largest.load(ordering: .relaxed) }
 }
 
+/// A count that goes up and down, from any thread.
+final class Gauge: Sendable {
+    private let value = Atomic<Int>(0)
+    init() {}
+    /// Goes up by one; returns the new value.
+    func enter() -> Int { value.wrappingAdd(1, ordering: .relaxed).newValue }
+    func leave() { value.wrappingSubtract(1, ordering: .relaxed) }
+}
+
 /// A session that is not kept alive by the test.
 final class WeakSession: @unchecked Sendable {
     // Written once in init; read from any task.
     weak var value: FerrySession?
     init(_ session: FerrySession) { value = session }
+}
+
+@Suite("Connection count")
+struct ConnectionCountTests {
+    @Test("threads admitting and releasing at once never hold more connections than the limit")
+    func neverPassesTheLimit() {
+        let connections = ConnectionCount(limit: 3)
+        // Who holds an admitted connection now, counted apart from the count under test.
+        let holders = Gauge()
+        let largest = Maximum()
+        // Threads, not tasks: the admissions must truly overlap.
+        DispatchQueue.concurrentPerform(iterations: 4) { _ in
+            for _ in 0..<1_000_000 where connections.admit() {
+                largest.raise(to: holders.enter())
+                holders.leave()
+                connections.release()
+            }
+        }
+        #expect(largest.value <= 3, "held \(largest.value) at once")
+        #expect(connections.current == 0)
+    }
+
+    @Test("a connection over the limit is refused and not counted; one served from elsewhere is counted unchecked")
+    func refusesOverTheLimit() {
+        let connections = ConnectionCount(limit: 1)
+        #expect(connections.admit())
+        #expect(!connections.admit())
+        #expect(connections.current == 1)
+        connections.add()
+        #expect(connections.current == 2)
+        connections.release()
+        connections.release()
+        #expect(connections.admit())
+    }
 }

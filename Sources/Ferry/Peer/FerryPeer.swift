@@ -49,7 +49,7 @@ public final class FerryPeer: Sendable {
     let listeners = Mutex<[FerryListener]>([])
     /// Every connection's session, ready or not, so shutdown reaches them all.
     let connections = Mutex<[ObjectIdentifier: FerrySession]>([:])
-    let acceptedCount = Atomic<Int>(0)
+    let acceptedConnections: ConnectionCount
     let runningHandlers = Atomic<Int>(0)
     let draining = Atomic<Bool>(false)
     let shutdownFinished = Mutex<ShutdownProgress>(.running)
@@ -83,6 +83,7 @@ public final class FerryPeer: Sendable {
         self.logger = logger
         self.router = FerryRouter()
         self.hub = FerrySessionHub()
+        self.acceptedConnections = ConnectionCount(limit: configuration.limits.maximumConnections)
     }
 
     /// The routes sessions dispatch to: the router, frozen at its first use, so that no
@@ -147,7 +148,7 @@ public final class FerryPeer: Sendable {
                         }
                         _ = try acceptSession(on: channel, remoteAddress: remote)
                     } catch {
-                        acceptedCount.wrappingSubtract(1, ordering: .relaxed)
+                        acceptedConnections.release()
                         throw error
                     }
                 }
@@ -188,21 +189,18 @@ public final class FerryPeer: Sendable {
     public func serve(_ channel: any Channel, remoteAddress: String? = nil) throws -> FerrySession {
         channel.eventLoop.preconditionInEventLoop()
         guard !isDraining else { throw FerryLifecycleError.shuttingDown }
-        acceptedCount.wrappingAdd(1, ordering: .relaxed)
+        acceptedConnections.add()
         do {
             return try acceptSession(on: channel, remoteAddress: remoteAddress ?? Self.describe(channel.remoteAddress))
         } catch {
-            acceptedCount.wrappingSubtract(1, ordering: .relaxed)
+            acceptedConnections.release()
             throw error
         }
     }
 
     /// Counts a new accepted connection; false (and not counted) when it would pass the limit.
     private func admitConnection() -> Bool {
-        let count = acceptedCount.wrappingAdd(1, ordering: .relaxed).newValue
-        guard let limit = configuration.limits.maximumConnections, count > limit else { return true }
-        acceptedCount.wrappingSubtract(1, ordering: .relaxed)
-        return false
+        acceptedConnections.admit()
     }
 
     /// Makes the session of an accepted connection (already counted) and starts it.
@@ -303,7 +301,7 @@ public final class FerryPeer: Sendable {
 
     func sessionClosed(_ session: FerrySession, wasReady: Bool) {
         connections.withLock { $0[ObjectIdentifier(session)] = nil }
-        if !session.isDialled { acceptedCount.wrappingSubtract(1, ordering: .relaxed) }
+        if !session.isDialled { acceptedConnections.release() }
         hub.remove(session)
         if wasReady { configuration.hooks.onDisconnect?(session) }
         drainProgressMade()

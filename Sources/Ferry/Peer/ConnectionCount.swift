@@ -1,0 +1,35 @@
+import Synchronization
+
+/// The accepted connections a peer holds, against its optional limit. A connection is counted
+/// and checked in one atomic step, so accepts on several event loops cannot pass the limit
+/// together.
+final class ConnectionCount: Sendable {
+    private let count = Atomic<Int>(0)
+    /// The most connections held at once; nil for no limit.
+    let limit: Int?
+
+    init(limit: Int?) {
+        self.limit = limit
+    }
+
+    /// Counts a new connection; false (and not counted) when it would pass the limit.
+    func admit() -> Bool {
+        let held = count.wrappingAdd(1, ordering: .relaxed).newValue
+        guard let limit, held > limit else { return true }
+        count.wrappingSubtract(1, ordering: .relaxed)
+        return false
+    }
+
+    /// Counts a connection that is not checked against the limit (one served from elsewhere).
+    func add() {
+        count.wrappingAdd(1, ordering: .relaxed)
+    }
+
+    /// A counted connection has gone.
+    func release() {
+        count.wrappingSubtract(1, ordering: .relaxed)
+    }
+
+    /// The connections counted now.
+    var current: Int { count.load(ordering: .relaxed) }
+}
