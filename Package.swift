@@ -117,6 +117,7 @@ let package = Package(
             name: "FerryEtcdTests",
             dependencies: [
                 "FerryEtcd",
+                "FerryTestSupport",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ]

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import FerryTestSupport
 import ServiceLifecycle
 import Synchronization
 import Testing
@@ -29,6 +30,10 @@ private final class Tally: Sendable {
     /// Keeps the first few failures (a fast-failing loop must not fill memory).
     func fail(_ error: any Error) { failures.withLock { if $0.count < 10 { $0.append("\(error)") } } }
     var byNode: [String: Int] { counts.withLock { $0 } }
+    /// Every call answered so far.
+    var total: Int { counts.withLock { $0.values.reduce(0, +) } }
+    /// Whether both nodes have answered calls.
+    var reachedBothNodes: Bool { Set(byNode.keys) == ["a", "b"] }
     var failed: [String] { failures.withLock { $0 } }
     func reset() { counts.withLock { $0 = [:] } }
 }
@@ -211,12 +216,13 @@ struct EtcdRegistryTests {
                 let tally = Tally()
                 let stop = StopFlag()
                 async let running: Void = load(client, tally: tally, callers: 4, until: stop)
-                try await Task.sleep(for: .milliseconds(400))
+                #expect(await eventually { tally.reachedBothNodes }, "the load reaches both nodes")
                 // What a node does on SIGTERM: deregister, then drain.
                 try await registry.deregister(nodeA)
-                try await Task.sleep(for: .milliseconds(300))
+                #expect(await eventually { client.endpoints.count == 1 }, "the client has seen the node leave")
                 await peerA.shutdown(drainTimeout: .seconds(2))
-                try await Task.sleep(for: .milliseconds(400))
+                let answered = tally.total
+                #expect(await eventually { tally.total >= answered + 100 }, "calls go on after the drain")
                 stop.set()
                 await running
                 #expect(tally.failed.isEmpty, "failed calls: \(tally.failed.prefix(3))")
@@ -242,21 +248,17 @@ struct EtcdRegistryTests {
                 let tally = Tally()
                 let stop = StopFlag()
                 async let running: Void = load(client, tally: tally, callers: 2, until: stop)
-                try await Task.sleep(for: .milliseconds(300))
+                #expect(await eventually { tally.reachedBothNodes }, "the load reaches both nodes")
                 etcd.stop(abruptly: true)
                 try FileManager.default.removeItem(at: etcd.directory.appendingPathComponent("data"))
-                try await Task.sleep(for: .seconds(1))
+                // The client's registry sees etcd gone; the calls made from then on count.
+                #expect(await eventually { (try? await clientRegistry.nodes(service: "who")) == nil }, "etcd is down for the client")
                 tally.reset()
-                try await Task.sleep(for: .milliseconds(500))
+                _ = await eventually { tally.reachedBothNodes }
                 #expect(Set(tally.byNode.keys) == ["a", "b"], "calls go on to both nodes while etcd is down")
                 try await etcd.start()
                 // The keepers find their leases gone and write the nodes again.
-                var back = false
-                let restarted = ContinuousClock.now
-                while !back && ContinuousClock.now < restarted + .seconds(8) {
-                    back = (try? await registry.nodes(service: "who").count) == 2
-                    if !back { try await Task.sleep(for: .milliseconds(200)) }
-                }
+                let back = await eventually(timeout: .seconds(8)) { (try? await registry.nodes(service: "who").count) == 2 }
                 #expect(back, "both nodes registered again")
                 stop.set()
                 await running

@@ -30,9 +30,6 @@ final class OwnedTasks: Sendable {
         }
     }
 
-    /// The number of tracked tasks still running.
-    var count: Int { state.withLock { $0.running.count } }
-
     private func finished(_ id: UInt64) {
         _ = state.withLock { $0.running.removeValue(forKey: id) }
     }

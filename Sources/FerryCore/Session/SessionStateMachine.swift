@@ -281,9 +281,6 @@ package struct SessionStateMachine<Connection, CallWaiter> {
         if closeReason == nil { closeReason = reason }
     }
 
-    /// The reason recorded for the closing connection, if any.
-    package var pendingCloseReason: String? { closeReason }
-
     /// This side closes the session for good; nil if it already was closed.
     package mutating func close(reason: String) -> Closing? {
         recordCloseReason(reason)
