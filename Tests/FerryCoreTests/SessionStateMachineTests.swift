@@ -261,3 +261,11 @@ struct SessionStateMachineTests {
         #expect(machine.identity.id == "alice")
     }
 }
+
+extension SessionStateMachine {
+    /// ``connectionLost(_:peerDraining:callsWaitForReconnect:stranded:)`` for tests with no senders waiting.
+    mutating func connectionLost(_ connection: Connection, peerDraining: Bool) -> ConnectionLoss {
+        var stranded = StrandedSenders()
+        return connectionLost(connection, peerDraining: peerDraining, callsWaitForReconnect: true, stranded: &stranded)
+    }
+}

@@ -7,16 +7,13 @@ extension FerrySession {
     /// current connection, the session redials or closes.
     func connectionClosed(_ channel: any Channel) {
         let waitsForReconnect = peer.configuration.redial?.callsWaitForReconnect == true
-        let (loss, writers, senders): (SessionState.ConnectionLoss, [CheckedContinuation<Void, any Error>], [CheckedContinuation<any Channel, any Error>]) = state.withLock { state in
-            let loss = state.connectionLost(channel, peerDraining: peer.isDraining)
-            guard case .redialling = state.lifecycle, state.lifecycle.isConnection(channel) else { return (loss, [], []) }
-            // Writers waiting for room on the lost connection would wait for nothing; senders
-            // that waited for a move to finish wait no longer unless the policy says so.
-            return (loss, state.writabilityWaiters.removeAll(), waitsForReconnect ? [] : state.reconnectWaiters.removeAll())
+        var stranded = SessionState.StrandedSenders()
+        let loss = state.withLock { state in
+            state.connectionLost(channel, peerDraining: peer.isDraining, callsWaitForReconnect: waitsForReconnect, stranded: &stranded)
         }
         let lost = FerryStatus.connectionClosed("connection lost")
-        for writer in writers { writer.resume(throwing: lost) }
-        for sender in senders { sender.resume(throwing: lost) }
+        for writer in stranded.writers { writer.resume(throwing: lost) }
+        for sender in stranded.reconnecting { sender.resume(throwing: lost) }
         switch loss {
         case .failCalls(let calls, let auth, let reason):
             fail(calls, auth: auth, reason: reason)

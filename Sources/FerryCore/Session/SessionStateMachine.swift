@@ -64,6 +64,16 @@ package struct SessionStateMachine<Connection, CallWaiter> {
         case closed([CallTable<CallWaiter>.Call], Closing)
     }
 
+    /// Senders suspended for a connection that is gone and has no successor yet.
+    package struct StrandedSenders {
+        /// Waiting for room on the lost connection: they would wait for nothing.
+        package var writers: [CheckedContinuation<Void, any Error>] = []
+        /// Waiting for a move to finish, where the policy does not make calls wait for a redial.
+        package var reconnecting: [CheckedContinuation<Connection, any Error>] = []
+
+        package init() {}
+    }
+
     /// What an inbound message may do, given the lifecycle.
     package enum InboundGate {
         /// Handle it.
@@ -288,8 +298,11 @@ package struct SessionStateMachine<Connection, CallWaiter> {
     }
 
     /// `connection` is gone: its calls fail; if it was the current one, the session redials
-    /// (`peerDraining` false, ready, and allowed to) or closes.
-    package mutating func connectionLost(_ connection: Connection, peerDraining: Bool) -> ConnectionLoss {
+    /// (`peerDraining` false, ready, and allowed to) or closes. Senders stranded on it are
+    /// handed over in `stranded` (reconnect waiters only unless `callsWaitForReconnect`).
+    package mutating func connectionLost(
+        _ connection: Connection, peerDraining: Bool, callsWaitForReconnect: Bool, stranded: inout StrandedSenders
+    ) -> ConnectionLoss {
         let failed = calls.removeAll(on: Self.id(connection))
         retiring.removeAll { Self.id($0) == Self.id(connection) }
         let reason = closeReason ?? "connection lost"
@@ -301,15 +314,22 @@ package struct SessionStateMachine<Connection, CallWaiter> {
         case .movingAway, .redialling:
             // The redial already under way owns what happens next.
             lifecycle = .redialling(connection)
+            strand(&stranded, callsWaitForReconnect: callsWaitForReconnect)
             return .failCalls(failed, auth: auth, reason: reason)
         case .open where canRedial && !peerDraining:
             lifecycle = .redialling(connection)
             closeReason = nil
+            strand(&stranded, callsWaitForReconnect: callsWaitForReconnect)
             return .redial(failed, auth: auth, reason: reason)
         default:
             authWaiter = auth
             return .closed(failed, markClosed(closeCurrent: false)!)
         }
+    }
+
+    private mutating func strand(_ stranded: inout StrandedSenders, callsWaitForReconnect: Bool) {
+        stranded.writers = writabilityWaiters.removeAll()
+        if !callsWaitForReconnect { stranded.reconnecting = reconnectWaiters.removeAll() }
     }
 
     /// The remote asked this side to leave connection `id`: true when the session starts moving
