@@ -70,11 +70,12 @@ extension FerryClient {
     ) async throws -> Outcome {
         let (first, admission) = first
         var tried = [first]
+        let backupClock = configuration.clock
         let result: Result<Outcome, FerryStatus> = await withTaskGroup(of: RaceEvent.self) { group in
             group.addTask { .finished(await self.attempt(on: first, admission, timeout: timeout, operation: operation)) }
             group.addTask {
                 do {
-                    try await Task.sleep(for: backupDelay)
+                    try await backupClock.sleep(for: backupDelay)
                     return .backupDue
                 } catch {
                     return .timerCancelled
@@ -180,7 +181,7 @@ extension FerryClient {
         on endpoint: Endpoint, _ admission: Endpoint.Admission, timeout: Duration?,
         operation: @Sendable (FerrySession) async throws -> Outcome
     ) async -> Result<Outcome, FerryStatus> {
-        let start = ContinuousClock.now
+        let start = clock.now
         var session: FerrySession?
         let result: Result<Outcome, FerryStatus>
         do {
@@ -204,7 +205,7 @@ extension FerryClient {
                 result = .failure(.unknown("\(error)", origin: origin, underlyingError: error))
             }
         }
-        let now = ContinuousClock.now
+        let now = clock.now
         let code: FerryStatus.Code
         switch result {
         case .success(let reply): code = reply?.status.code ?? .ok
@@ -256,7 +257,7 @@ extension FerryClient {
 
     /// Chooses an endpoint that serves `route`, was not tried, and whose breaker admits a call.
     func pick(route: String, hashKey: String?, in set: EndpointSet, excluding tried: [Endpoint]) -> Result<(Endpoint, Endpoint.Admission), PickFailure> {
-        let now = ContinuousClock.now
+        let now = clock.now
         let explicitRoutes = service == nil
         // Every serving endpoint not tried yet is a candidate; admission (under the endpoint's
         // lock) then refuses retired ones and open breakers, and the balancer picks again.

@@ -36,6 +36,9 @@ extension FerryClient {
         /// host, when it is a DNS name (nodes registered by IP address need a certificate for
         /// that address, or this name).
         public var tlsServerHostname: String?
+        /// The clock that times backup requests, circuit-breaker open periods and the retry
+        /// budget. Default `ContinuousClock`; a test passes a clock it moves by hand.
+        public var clock: any Clock<Duration>
 
         /// Creates a configuration; every argument has a default.
         public init(
@@ -46,7 +49,8 @@ extension FerryClient {
             backupDelay: Duration? = nil,
             resolverRetryDelay: Duration = .seconds(1),
             tls: TLSConfiguration? = nil,
-            tlsServerHostname: String? = nil
+            tlsServerHostname: String? = nil,
+            clock: any Clock<Duration> = ContinuousClock()
         ) {
             self.balancer = balancer
             self.poolSize = poolSize
@@ -56,6 +60,7 @@ extension FerryClient {
             self.resolverRetryDelay = resolverRetryDelay
             self.tls = tls
             self.tlsServerHostname = tlsServerHostname
+            self.clock = clock
         }
 
         /// The default configuration.

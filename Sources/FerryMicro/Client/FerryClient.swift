@@ -74,6 +74,8 @@ public final class FerryClient: Sendable {
     let logger: Logger
     let balancer: any Balancer
     let budget: RetryBudget
+    /// The configuration's clock, read as `ContinuousClock` instants for the breakers.
+    let clock: ClockReader
     let dialler: NodeDialler
     let table = Mutex(Table())
 
@@ -106,7 +108,9 @@ public final class FerryClient: Sendable {
         self.configuration = configuration
         self.balancer = configuration.balancer.makeBalancer()
         self.dialler = NodeDialler(peer: peer, tls: configuration.tls, serverHostname: configuration.tlsServerHostname)
-        self.budget = RetryBudget(ratio: configuration.retry.budgetRatio, minimumPerSecond: configuration.retry.minimumRetriesPerSecond)
+        self.budget = RetryBudget(
+            ratio: configuration.retry.budgetRatio, minimumPerSecond: configuration.retry.minimumRetriesPerSecond, clock: configuration.clock)
+        self.clock = ClockReader(configuration.clock)
         var logger = peer.logger
         logger[metadataKey: "service"] = "\(service ?? "*")"
         self.logger = logger
