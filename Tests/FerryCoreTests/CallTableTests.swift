@@ -6,8 +6,11 @@ import Testing
 struct CallTableTests {
     typealias Table = CallTable<Int>
 
-    static let connection = ObjectIdentifier(Connection())
-    static let other = ObjectIdentifier(Connection())
+    /// The connections stay alive for the whole run: a freed object's address, and so its
+    /// identifier, can be handed to the next object allocated.
+    static let connections = (Connection(), Connection())
+    static let connection = ObjectIdentifier(connections.0)
+    static let other = ObjectIdentifier(connections.1)
     static let start = NIODeadline.uptimeNanoseconds(1_000_000_000)
 
     static func call(_ waiter: Int, at milliseconds: Int64, on connection: ObjectIdentifier = connection) -> Table.Call {
@@ -92,4 +95,4 @@ struct CallTableTests {
 }
 
 /// A stand-in for a connection: only its identity matters.
-final class Connection {}
+final class Connection: Sendable {}

@@ -5,6 +5,11 @@ import Testing
 import Glibc
 #endif
 
+/// The tests that run a real etcd. Each starts its own etcd, whose timing (elections, lease
+/// expiry) needs the machine's cores, so they run one at a time, in parallel with every other test.
+@Suite("A real etcd", .serialized, .enabled(if: EtcdProcess.isInstalled, "etcd is not installed (apt-get install etcd-server)"))
+struct RealEtcdTests {}
+
 /// A real etcd server on free loopback ports with a temporary data directory.
 final class EtcdProcess: @unchecked Sendable {
     // Mutated only by start/stop, which tests call sequentially.

@@ -89,7 +89,8 @@ struct ClientTests {
         let (client, _) = Self.client([node])
         let echoed = try await client.call("/meta", "x", as: String.self, options: FerryCallOptions(meta: ["k": "v"]))
         #expect(echoed == "v")
-        let status = await statusThrown { try await client.call("/work", "x", as: String.self, options: .timeout(.milliseconds(200))) }
+        // The node never answers /work; two seconds are enough for the call to reach it first.
+        let status = await statusThrown { try await client.call("/work", "x", as: String.self, options: .timeout(.seconds(2))) }
         #expect(status?.code == .timedOut)
         #expect(await eventually { node.hits == 1 })  // written before it timed out
         #expect(node.hits == 1)  // a timeout is not retried
@@ -356,14 +357,21 @@ struct ClientTests {
     func backupRequest() async throws {
         let slow = try await TestNode.start("slow", behaviour: .block)
         let fast = try await TestNode.start("fast")
+        // The backup delay runs on a clock the test moves: the first attempt reaches the slow
+        // node first, however long that takes, and the backup goes out only when the test says.
+        let clock = TestClock()
         let (client, _) = Self.client([slow, fast]) {
             $0.balancer = .roundRobin  // the first call goes to the first node: the slow one
-            // Long enough for the first attempt to dial and reach the slow node on a loaded machine.
             $0.backupDelay = .milliseconds(500)
+            $0.clock = clock
         }
-        let answer = try await Self.work(client)
+        let call = Task { try await Self.work(client) }
+        #expect(await eventually { slow.hits == 1 && clock.sleeperCount == 1 }, "the first attempt waits on the slow node")
+        clock.advance(by: .milliseconds(499))
+        #expect(clock.sleeperCount == 1 && fast.hits == 0, "no backup before the delay")
+        clock.advance(by: .milliseconds(1))
+        let answer = try await call.value
         #expect(answer == "fast")
-        #expect(await eventually { slow.hits == 1 })
         #expect(slow.hits == 1 && fast.hits == 1)
         #expect(slow.blockedCount == 1 && slow.finished == 0)  // the slow node never answered
         let loser = try #require(client.status(of: slow))

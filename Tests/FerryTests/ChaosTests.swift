@@ -7,7 +7,7 @@ import Testing
 import Glibc
 #endif
 
-extension RealProcessTests {
+extension MachineLoadTests {
     @Suite("Chaos with real processes")
     struct ChaosTests {
         @Test("a server killed with SIGKILL under load: pending calls fail within their deadline, clients redial when it is back, and nothing leaks")

@@ -15,7 +15,7 @@ final class LoadCounter: Sendable {
     var value: Int { count.load(ordering: .relaxed) }
 }
 
-extension RealProcessTests {
+extension MachineLoadTests {
     @Suite("Graceful restart with real processes")
     struct GracefulRestartTests {
         @Test("SIGUSR2 hands the listening socket to a new process under steady load, and no call fails")

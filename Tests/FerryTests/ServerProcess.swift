@@ -8,10 +8,11 @@ import Testing
 import Glibc
 #endif
 
-/// The tests that put real `ferry serve` processes under load. They run one at a time, as their
-/// timing needs the machine's cores, and in parallel with every other test.
-@Suite("Real server processes", .serialized)
-struct RealProcessTests {}
+/// The tests that load the machine: real `ferry serve` processes under load, and floods of real
+/// sockets. They run one at a time, as each needs the machine's cores, and in parallel with every
+/// other test.
+@Suite("Tests that load the machine", .serialized)
+struct MachineLoadTests {}
 
 /// A `ferry serve` process started by a test.
 struct ServerProcess {
