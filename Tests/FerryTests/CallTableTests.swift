@@ -1,4 +1,5 @@
-@testable import FerryCore
+@testable import Ferry
+import FerryCore
 import NIOCore
 import Testing
 

@@ -1,3 +1,4 @@
+import FerryCore
 import NIOCore
 
 /// The state of one session, and every decision about it, as a value: no sockets, no event
