@@ -236,7 +236,7 @@ struct OverloadTests {
             }
         }
         #expect(unfinishedInARow == 5, "the queue fills up (\(attempts.count) pushes)")
-        #expect(fixture.session.isActive, "back-pressure keeps the session")
+        #expect(fixture.session.isActive, "back-pressure keeps the session; closed: \(fixture.logs.all.filter { $0.message == "session closed" })")
 
         // Every push ends by its deadline: written, or 408 after waiting for room.
         var written = 0
@@ -265,7 +265,7 @@ struct OverloadTests {
         let queued = attempts.count - written - timedOut
         #expect(queued * Self.chunk <= Self.queueBound + 2 * Self.chunk,
                 "\(queued) chunks of \(Self.chunk) bytes queued beyond the socket (\(stuck) stuck)")
-        #expect(fixture.session.isActive)
+        #expect(fixture.session.isActive, "closed: \(fixture.logs.all.filter { $0.message == "session closed" })")
         await fixture.close()
     }
 
