@@ -1,4 +1,5 @@
 import FerryCore
+
 /// Where a session is in its life: one value, so that impossible combinations (a closed
 /// session that is also ready, a redial while authenticating) cannot be written.
 ///
