@@ -50,6 +50,11 @@ extension FerryPeer {
         public var restartsOnSIGUSR2: Bool
         /// Where inbound CALL and PUSH handlers run. Default ``HandlerExecution/eventLoop``.
         public var handlerExecution: HandlerExecution
+        /// Whether the peer answers CALLs to ``FerryPeer/healthRoute`` (`/ferry/health`) itself,
+        /// for load balancers and `ferry call`: OK with `{"status":"serving"}` while it serves,
+        /// 106 "Shutting Down" while it drains. A route the user registers under that name
+        /// replaces it. Off: the route is unknown (404) unless the user registers it. Default on.
+        public var servesHealthRoute: Bool
 
         /// Creates a configuration; every argument has a production default.
         public init(
@@ -72,7 +77,8 @@ extension FerryPeer {
             limits: Limits = Limits(),
             drainTimeout: Duration = .seconds(30),
             restartsOnSIGUSR2: Bool = false,
-            handlerExecution: HandlerExecution = .eventLoop
+            handlerExecution: HandlerExecution = .eventLoop,
+            servesHealthRoute: Bool = true
         ) {
             self.defaultCodec = defaultCodec
             self.defaultCallTimeout = defaultCallTimeout
@@ -94,6 +100,7 @@ extension FerryPeer {
             self.drainTimeout = drainTimeout
             self.restartsOnSIGUSR2 = restartsOnSIGUSR2
             self.handlerExecution = handlerExecution
+            self.servesHealthRoute = servesHealthRoute
         }
 
         /// The framing in use.

@@ -86,12 +86,13 @@ public final class FerryPeer: Sendable {
         self.acceptedConnections = ConnectionCount(limit: configuration.limits.maximumConnections)
     }
 
-    /// The routes sessions dispatch to: the router, frozen at its first use, so that no
-    /// message takes a lock to find its handler. Routes registered later are a programmer error.
+    /// The routes sessions dispatch to: the router, frozen at its first use with the routes the
+    /// peer serves itself, so that no message takes a lock to find its handler. Routes
+    /// registered later are a programmer error.
     var routeTable: FerryRouteTable {
         frozenRoutes.withLock { frozen in
             if let frozen { return frozen }
-            let table = router.freeze()
+            let table = router.freeze(builtIns: builtInRoutes)
             frozen = table
             return table
         }

@@ -7,12 +7,27 @@ struct RouteEntries: Sendable {
     /// The catch-all for PUSHes to routes that are not registered.
     var unknownPush: FerryRouteHandler?
 
+    /// Routes the peer itself serves (such as its health route): dispatched like the others,
+    /// left out of ``routes``, so that listings and discovery show only the user's routes.
+    private var builtIns: Set<FerryRoute> = []
+
     /// Registers `handler` for `route`, replacing any handler it had.
     mutating func set(_ route: FerryRoute, _ handler: FerryRouteHandler) {
         switch route.kind {
         case .call: calls[route.path] = handler
         case .push: pushes[route.path] = handler
         }
+    }
+
+    /// Registers a route the peer serves itself, unless the user registered one of the same
+    /// kind and name: the user's own route wins.
+    mutating func setBuiltIn(_ route: FerryRoute, _ handler: FerryRouteHandler) {
+        switch route.kind {
+        case .call: guard calls[route.path] == nil else { return }
+        case .push: guard pushes[route.path] == nil else { return }
+        }
+        set(route, handler)
+        builtIns.insert(route)
     }
 
     /// The route's own handler, else the catch-all, else nil. `path` is matched exactly.
@@ -23,9 +38,10 @@ struct RouteEntries: Sendable {
         }
     }
 
-    /// Every route, sorted by path, then kind.
+    /// Every route the user registered, sorted by path, then kind.
     var routes: [FerryRoute] {
         (calls.keys.map { FerryRoute(kind: .call, path: $0) } + pushes.keys.map { FerryRoute(kind: .push, path: $0) })
+            .filter { !builtIns.contains($0) }
             .sorted { ($0.path, $0.kind.rawValue) < ($1.path, $1.kind.rawValue) }
     }
 }

@@ -16,6 +16,12 @@ public struct FerryRoute: Hashable, Sendable, CustomStringConvertible {
     /// style of erpc's RPC mapper.
     public var path: String
 
+    /// Creates a route of `kind` named `path`.
+    package init(kind: Kind, path: String) {
+        self.kind = kind
+        self.path = path
+    }
+
     /// A readable form, for logs and error messages.
     public var description: String { "\(kind.rawValue.uppercased()) \(path)" }
 }
@@ -154,7 +160,8 @@ public final class FerryRouter: FerryRouteRegistrar {
         }
     }
 
-    /// Every registered route, sorted by path.
+    /// Every route registered on this router, sorted by path. Routes a peer serves itself, such
+    /// as its health route, are not listed.
     public var routes: [FerryRoute] {
         state.withLock { $0.entries }.routes
     }
@@ -163,10 +170,16 @@ public final class FerryRouter: FerryRouteRegistrar {
     /// without a lock. Freezing again returns the same table. From now on, registering a route
     /// or middleware stops the process: routes are registered before the peer listens, dials
     /// or serves.
-    package func freeze() -> FerryRouteTable {
+    ///
+    /// `builtIns` are routes the peer serves itself (its health route): each is added unless
+    /// the user registered a route of the same kind and name, which wins. They are not wrapped
+    /// in the router's middleware, are matched before the catch-all handlers, and are left out
+    /// of ``routes``. They count only on the first freeze.
+    package func freeze(builtIns: [FerryRoute: FerryRouteHandler] = [:]) -> FerryRouteTable {
         state.withLock { state in
             switch state {
-            case .building(let builder):
+            case .building(var builder):
+                for (route, handler) in builtIns { builder.entries.setBuiltIn(route, handler) }
                 let table = FerryRouteTable(builder.entries)
                 state = .frozen(table)
                 return table
