@@ -18,8 +18,13 @@ final class EtcdProcess: @unchecked Sendable {
     let peerPort: Int
     let directory: URL
 
-    /// Where etcd is installed, if it is.
-    static let executable: String? = ["/usr/bin/etcd", "/usr/local/bin/etcd"].first { FileManager.default.isExecutableFile(atPath: $0) }
+    /// Where etcd is installed, if it is: the first `etcd` on the `PATH`, else the places
+    /// packages install it.
+    static let executable: String? = {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? ""
+        let onPath = path.split(separator: ":").map { "\($0)/etcd" }
+        return (onPath + ["/usr/bin/etcd", "/usr/local/bin/etcd"]).first { FileManager.default.isExecutableFile(atPath: $0) }
+    }()
 
     /// Whether the etcd tests can run here.
     static var isInstalled: Bool { executable != nil }
