@@ -25,7 +25,7 @@ final class RawConnection: Sendable {
             }
         let channel: any Channel
         switch address {
-        case .tcp(let host, let port): channel = try await bootstrap.connect(host: host, port: port).get()
+        case .tcp(let host, let port), .webSocket(let host, let port, _): channel = try await bootstrap.connect(host: host, port: port).get()
         case .unix(let path): channel = try await bootstrap.connect(unixDomainSocketPath: path).get()
         }
         return RawConnection(channel: channel, inbox: inbox)

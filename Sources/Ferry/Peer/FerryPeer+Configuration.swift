@@ -18,6 +18,9 @@ extension FerryPeer {
         /// A framing other than the raw proto; nil uses ``FerryRawProto`` with ``maximumFrameSize``
         /// and ``filters``.
         public var customProto: (any FerryProto)?
+        /// How sessions over WebSocket (``FerryAddress/webSocket(host:port:path:)``) frame their
+        /// messages: erpc's JSON or protobuf sub-protocol, and the message size limit.
+        public var webSocket: WebSocket
         /// Calls (outbound or handled) slower than this are logged at warning level with `slow`.
         /// A handled call's time runs from when its message was read until its reply is queued.
         public var slowCallThreshold: Duration
@@ -65,6 +68,7 @@ extension FerryPeer {
             codecs: FerryCodecRegistry = .standard,
             filters: FerryFilterRegistry = .standard,
             customProto: (any FerryProto)? = nil,
+            webSocket: WebSocket = WebSocket(),
             slowCallThreshold: Duration = .seconds(1),
             exposeErrorDetails: Bool = false,
             auth: FerryAuth? = nil,
@@ -87,6 +91,7 @@ extension FerryPeer {
             self.codecs = codecs
             self.filters = filters
             self.customProto = customProto
+            self.webSocket = webSocket
             self.slowCallThreshold = slowCallThreshold
             self.exposeErrorDetails = exposeErrorDetails
             self.auth = auth

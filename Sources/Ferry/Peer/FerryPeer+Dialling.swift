@@ -1,6 +1,7 @@
 import NIOCore
 import NIOPosix
 import NIOSSL
+import Synchronization
 
 extension FerryPeer {
     // MARK: Dialling
@@ -59,6 +60,8 @@ extension FerryPeer {
     /// Opens a connection to `target` whose pipeline serves `existing` (a redial) or a new session.
     func connect(_ target: DialTarget, reusing existing: FerrySession?) async throws -> any Channel {
         let address = target.address
+        // Over WebSocket the session exists once the server agreed to the upgrade.
+        let webSocketUpgrade = Mutex<EventLoopFuture<Void>?>(nil)
         var bootstrap = ClientBootstrap(group: eventLoopGroup)
             .connectTimeout(TimeAmount(configuration.dialTimeout))
             .channelOption(.writeBufferWaterMark, value: waterMark)
@@ -66,23 +69,45 @@ extension FerryPeer {
                 channel.eventLoop.makeCompletedFuture {
                     if let sslContext = target.tls {
                         var hostname = target.serverHostname
-                        if hostname == nil, case .tcp(let host, _) = address, !Self.isIPAddress(host) { hostname = host }
+                        if hostname == nil, let host = address.host, !Self.isIPAddress(host) { hostname = host }
                         try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: sslContext, serverHostname: hostname))
+                    }
+                    if case .webSocket(let host, let port, let path) = address {
+                        let upgraded = channel.eventLoop.makePromise(of: Void.self)
+                        webSocketUpgrade.withLock { $0 = upgraded.futureResult }
+                        try addWebSocketClientHandlers(to: channel, host: host, port: port, path: path, upgraded: upgraded) { [self] channel in
+                            let session = existing ?? FerrySession(channel: channel, peer: self, isDialled: true, remoteAddress: address.description, dialTarget: target)
+                            try addWebSocketSessionHandlers(to: channel, session: session, isClient: true)
+                        }
+                        return
                     }
                     let session = existing ?? FerrySession(channel: channel, peer: self, isDialled: true, remoteAddress: address.description, dialTarget: target)
                     try addSessionHandlers(to: channel, session: session)
                 }
             }
+        let channel: any Channel
         do {
             switch address {
-            case .tcp(let host, let port):
+            case .tcp(let host, let port), .webSocket(let host, let port, _):
                 bootstrap = bootstrap.channelOption(.socketOption(.tcp_nodelay), value: 1)
-                return try await bootstrap.connect(host: host, port: port).get()
+                channel = try await bootstrap.connect(host: host, port: port).get()
             case .unix(let path):
-                return try await bootstrap.connect(unixDomainSocketPath: path).get()
+                channel = try await bootstrap.connect(unixDomainSocketPath: path).get()
             }
         } catch {
             throw FerryStatus.dialFailed("\(address): \(error)", underlyingError: error)
         }
+        if let upgrade = webSocketUpgrade.withLock({ $0 }) {
+            // A server that never answers the upgrade is given the dial timeout.
+            let giveUp = channel.eventLoop.scheduleTask(in: TimeAmount(configuration.dialTimeout)) { channel.close(promise: nil) }
+            defer { giveUp.cancel() }
+            do {
+                try await upgrade.get()
+            } catch {
+                try? await channel.close()
+                throw (error as? FerryStatus) ?? FerryStatus.dialFailed("\(address): \(error)", underlyingError: error)
+            }
+        }
+        return channel
     }
 }

@@ -116,8 +116,7 @@ public final class FerryPeer: Sendable {
         } catch {
             throw FerryLifecycleError.listenFailed("\(address): TLS configuration: \(error)")
         }
-        let isUnix: Bool
-        if case .unix = address { isUnix = true } else { isUnix = false }
+        let isUnix = address.isUnixDomainSocket
         let unixCounter = Atomic<Int>(0)
         let bootstrap = ServerBootstrap(group: eventLoopGroup)
             .serverChannelOption(.backlog, value: Self.acceptBacklog)
@@ -147,7 +146,20 @@ public final class FerryPeer: Sendable {
                         if let sslContext {
                             try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: sslContext))
                         }
-                        _ = try acceptSession(on: channel, remoteAddress: remote)
+                        if case .webSocket(_, _, let path) = address {
+                            // Counted at accept; released here when the connection ends before
+                            // it became a session (the session releases it otherwise).
+                            let upgraded = NIOLoopBoundBox(false, eventLoop: channel.eventLoop)
+                            channel.closeFuture.whenComplete { [self] _ in
+                                if !upgraded.value { acceptedConnections.release() }
+                            }
+                            try addWebSocketServerHandlers(to: channel, path: path) { [self] channel in
+                                _ = try acceptSession(on: channel, remoteAddress: remote, overWebSocket: true)
+                                upgraded.value = true
+                            }
+                        } else {
+                            _ = try acceptSession(on: channel, remoteAddress: remote)
+                        }
                     } catch {
                         acceptedConnections.release()
                         throw error
@@ -171,6 +183,7 @@ public final class FerryPeer: Sendable {
         let bound: FerryAddress
         switch address {
         case .tcp(let host, _): bound = .tcp(host: host, port: channel.localAddress?.port ?? 0)
+        case .webSocket(let host, _, let path): bound = .webSocket(host: host, port: channel.localAddress?.port ?? 0, path: path)
         case .unix: bound = address
         }
         let listener = FerryListener(address: bound, requestedAddress: address, descriptor: descriptor, channel: channel)
@@ -205,9 +218,13 @@ public final class FerryPeer: Sendable {
     }
 
     /// Makes the session of an accepted connection (already counted) and starts it.
-    private func acceptSession(on channel: any Channel, remoteAddress: String) throws -> FerrySession {
+    private func acceptSession(on channel: any Channel, remoteAddress: String, overWebSocket: Bool = false) throws -> FerrySession {
         let session = FerrySession(channel: channel, peer: self, isDialled: false, remoteAddress: remoteAddress, dialTarget: nil)
-        try addSessionHandlers(to: channel, session: session)
+        if overWebSocket {
+            try addWebSocketSessionHandlers(to: channel, session: session, isClient: false)
+        } else {
+            try addSessionHandlers(to: channel, session: session)
+        }
         track(session)
         startAccepted(session)
         return session

@@ -85,7 +85,7 @@ enum ListenerHandoff {
     private static func openSocket(_ address: FerryAddress, backlog: CInt) throws -> CInt {
         let socketAddress: SocketAddress
         switch address {
-        case .tcp(let host, let port):
+        case .tcp(let host, let port), .webSocket(let host, let port, _):
             socketAddress = try SocketAddress.makeAddressResolvingHost(host, port: port)
         case .unix(let path):
             socketAddress = try SocketAddress(unixDomainSocketPath: path)
@@ -93,7 +93,7 @@ enum ListenerHandoff {
         }
         let fd = try makeSocket(socketAddress)
         do {
-            if case .tcp = address {
+            if !address.isUnixDomainSocket {
                 var one: CInt = 1
                 guard setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<CInt>.size)) == 0 else {
                     throw POSIXFailure(call: "setsockopt", errno: errno)

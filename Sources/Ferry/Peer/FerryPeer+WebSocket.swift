@@ -1,0 +1,195 @@
+import FerryCore
+import NIOCore
+import NIOHTTP1
+import NIOWebSocket
+import Synchronization
+
+extension FerryPeer {
+    /// How a peer speaks WebSocket (``FerryAddress/webSocket(host:port:path:)``): erpc v6's
+    /// WebSocket mixer, one Ferry message per WebSocket message.
+    ///
+    /// There is no sub-protocol negotiation (as in erpc): both ends must be configured with the
+    /// same ``subprotocol``.
+    public struct WebSocket: Sendable {
+        /// The format of each message: erpc's JSON (its default, what browsers use) or its
+        /// protobuf payload. Default JSON.
+        public var subprotocol: FerryWebSocketProto.Subprotocol
+        /// The largest WebSocket message accepted, fragments joined; a larger one closes the
+        /// connection (close code 1009). Default 16 MiB.
+        public var maximumMessageSize: Int
+
+        /// Creates WebSocket settings; every argument has a default.
+        public init(subprotocol: FerryWebSocketProto.Subprotocol = .json, maximumMessageSize: Int = 16 << 20) {
+            self.subprotocol = subprotocol
+            self.maximumMessageSize = maximumMessageSize
+        }
+    }
+
+    /// The mixer codec for this peer's WebSocket sessions.
+    var webSocketProto: FerryWebSocketProto {
+        FerryWebSocketProto(
+            subprotocol: configuration.webSocket.subprotocol, maximumMessageSize: configuration.webSocket.maximumMessageSize,
+            filters: configuration.filters)
+    }
+
+    // MARK: Accepting
+
+    /// Sets up an accepted connection for a WebSocket listener on `path`: HTTP/1.1 until a
+    /// WebSocket upgrade on that path, then a session. A request that is not an upgrade to
+    /// `path` gets an HTTP error and the connection closes. `onUpgrade` makes the session.
+    func addWebSocketServerHandlers(
+        to channel: any Channel, path: String, onUpgrade: @escaping @Sendable (any Channel) throws -> Void
+    ) throws {
+        let refuser = NotAWebSocketUpgrade(path: path)
+        let boundRefuser = NIOLoopBound(refuser, eventLoop: channel.eventLoop)
+        let upgrader = NIOWebSocketServerUpgrader(
+            maxFrameSize: configuration.webSocket.maximumMessageSize,
+            automaticErrorHandling: true,
+            shouldUpgrade: { channel, head in
+                channel.eventLoop.makeSucceededFuture(Self.requestPath(head.uri) == path ? HTTPHeaders() : nil)
+            },
+            upgradePipelineHandler: { channel, _ in
+                channel.eventLoop.makeCompletedFuture {
+                    // The refuser speaks HTTP: it leaves before the first frame arrives.
+                    channel.pipeline.syncOperations.removeHandler(boundRefuser.value, promise: nil)
+                    try onUpgrade(channel)
+                }
+            })
+        try channel.pipeline.syncOperations.configureHTTPServerPipeline(
+            withServerUpgrade: (upgraders: [upgrader], completionHandler: { _ in }))
+        try channel.pipeline.syncOperations.addHandler(refuser)
+    }
+
+    /// The path of a request target, without its query.
+    static func requestPath(_ uri: String) -> Substring {
+        uri.prefix { $0 != "?" && $0 != "#" }
+    }
+
+    // MARK: Dialling
+
+    /// Sets up a dialled connection to ask for a WebSocket upgrade of `path` on `host`; once the
+    /// server agrees, `onUpgrade` makes the session and `upgraded` succeeds. A refusal, or a
+    /// connection that closes first, fails `upgraded`.
+    func addWebSocketClientHandlers(
+        to channel: any Channel, host: String, port: Int, path: String, upgraded: EventLoopPromise<Void>,
+        onUpgrade: @escaping @Sendable (any Channel) throws -> Void
+    ) throws {
+        let requester = WebSocketUpgradeRequester(host: host, port: port, path: path, upgraded: upgraded)
+        let boundRequester = NIOLoopBound(requester, eventLoop: channel.eventLoop)
+        let upgrader = NIOWebSocketClientUpgrader(
+            maxFrameSize: configuration.webSocket.maximumMessageSize,
+            automaticErrorHandling: true,
+            upgradePipelineHandler: { channel, _ in
+                channel.eventLoop.makeCompletedFuture {
+                    // The requester speaks HTTP: it leaves before the first frame arrives.
+                    channel.pipeline.syncOperations.removeHandler(boundRequester.value, promise: nil)
+                    try onUpgrade(channel)
+                }
+            })
+        try channel.pipeline.syncOperations.addHTTPClientHandlers(
+            withClientUpgrade: (upgraders: [upgrader], completionHandler: { _ in upgraded.succeed() }))
+        try channel.pipeline.syncOperations.addHandler(requester)
+    }
+
+    // MARK: The session over WebSocket
+
+    /// Adds a session's handlers behind NIOWebSocket's frame codec, which the upgrade put at the
+    /// end of the pipeline: the timers before the frame decoder (they watch bytes), then the
+    /// fragment aggregator, the message bridge, the encoder and the session handler.
+    func addWebSocketSessionHandlers(to channel: any Channel, session: FerrySession, isClient: Bool) throws {
+        let clock = ConnectionClock()
+        let timers = SessionTimerHandler.Settings(
+            pingInterval: configuration.heartbeat.pingInterval,
+            idleTimeout: configuration.idleTimeout,
+            readTimeout: nil,
+            maximumAge: configuration.maximumSessionAge)
+        let encoder = MessageEncoderHandler(proto: WebSocketPipelineProto(webSocket: webSocketProto)) { count in session.repliesLeft(count) }
+        let sessionHandler = SessionHandler(session: session, replies: encoder, clock: clock)
+        let operations = channel.pipeline.syncOperations
+        let frameDecoder = try operations.handler(type: ByteToMessageHandler<WebSocketFrameDecoder>.self)
+        try operations.addHandler(SessionTimerHandler(settings: timers, clock: clock), position: .before(frameDecoder))
+        try operations.addHandlers([
+            NIOWebSocketFrameAggregator(
+                minNonFinalFragmentSize: 0, maxAccumulatedFrameCount: 1 << 16,
+                maxAccumulatedFrameSize: configuration.webSocket.maximumMessageSize),
+            WebSocketMessageBridge(proto: webSocketProto, isClient: isClient) { sessionHandler.receive($0, context: $1) },
+            encoder,
+            sessionHandler,
+        ])
+    }
+}
+
+/// Answers an HTTP request that is not a WebSocket upgrade of the listener's path: 404 for
+/// another path, 426 (Upgrade Required) for the path itself, then closes.
+private final class NotAWebSocketUpgrade: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let path: String
+
+    init(path: String) {
+        self.path = path
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard case .head(let head) = unwrapInboundIn(data) else { return }
+        let status: HTTPResponseStatus = FerryPeer.requestPath(head.uri) == path ? .upgradeRequired : .notFound
+        let body = status == .notFound ? "no WebSocket endpoint here\n" : "this endpoint speaks WebSocket only\n"
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: "text/plain; charset=utf-8")
+        headers.add(name: "Content-Length", value: String(body.utf8.count))
+        headers.add(name: "Connection", value: "close")
+        if status == .upgradeRequired { headers.add(name: "Upgrade", value: "websocket") }
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: body)))), promise: nil)
+        let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in loopBound.value.close(promise: nil) }
+    }
+}
+
+/// Sends the WebSocket upgrade request once the connection is up, and fails the dial when the
+/// server answers anything but the upgrade, or the connection ends first.
+private final class WebSocketUpgradeRequester: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPClientResponsePart
+    typealias OutboundOut = HTTPClientRequestPart
+
+    private let host: String
+    private let port: Int
+    private let path: String
+    private let upgraded: EventLoopPromise<Void>
+
+    init(host: String, port: Int, path: String, upgraded: EventLoopPromise<Void>) {
+        self.host = host
+        self.port = port
+        self.path = path
+        self.upgraded = upgraded
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        var headers = HTTPHeaders()
+        headers.add(name: "Host", value: host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)")
+        headers.add(name: "Content-Length", value: "0")
+        let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: path, headers: headers)
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        context.fireChannelActive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        // Only a refused upgrade reaches this handler: the upgrade handler takes the rest.
+        if case .head(let head) = unwrapInboundIn(data) {
+            upgraded.fail(FerryStatus.dialFailed("the server refused the WebSocket upgrade: HTTP \(head.status.code) \(head.status.reasonPhrase)"))
+            context.close(promise: nil)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        upgraded.fail(FerryStatus.dialFailed("WebSocket upgrade: \(error)", underlyingError: error))
+        context.close(promise: nil)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        upgraded.fail(FerryStatus.dialFailed("the connection closed during the WebSocket upgrade"))
+        context.fireChannelInactive()
+    }
+}
