@@ -1,6 +1,7 @@
 import ArgumentParser
 import Ferry
 import FerryEtcd
+import Foundation
 import Logging
 import NIOCore
 
@@ -9,9 +10,13 @@ struct CallCommand: AsyncParsableCommand {
         commandName: "call",
         abstract: "Call a route on any Ferry or erpc server and print the reply.",
         discussion: """
-            Example: ferry call 127.0.0.1:9090 /math/add '{"a":1,"b":2}' --meta k=v --timeout 2s
+            Examples:
+              ferry call 127.0.0.1:9090 /math/add '{"a":1,"b":2}' --meta k=v --timeout 2s
+              ferry call 127.0.0.1:9090 /echo -d @body.json --output json
+              echo '{"a":1,"b":2}' | ferry call 127.0.0.1:9090 /math/add -d @-
+              ferry call math /math/add '{"a":1,"b":2}' --etcd http://127.0.0.1:2379
             The body is sent as given, with the chosen codec id. Exits 1 when the reply status is \
-            not OK.
+            not OK, 2 when no call could be made (dial failed, etcd unreachable, no node).
             """
     )
 
@@ -21,13 +26,19 @@ struct CallCommand: AsyncParsableCommand {
     @Argument(help: "The route, e.g. /math/add.")
     var route: String
 
-    @Argument(help: "The body, sent as is.")
-    var body: String = ""
+    @Argument(help: "The body, sent as is (or give it with -d).")
+    var body: String?
+
+    @Option(
+        name: [.customShort("d"), .customLong("data")],
+        help: ArgumentHelp("The body: TEXT as is, @FILE from a file, @- from standard input.", valueName: "body"))
+    var data: String?
 
     @Option(help: "Meta pair KEY=VALUE; repeat for more.")
     var meta: [String] = []
 
-    @Option(help: "How long to wait for the reply, e.g. 2s, 500ms, 1m.")
+    // Unconditional, so that `--timeout -1s` reaches the check below instead of reading as a flag.
+    @Option(parsing: .unconditional, help: "How long to wait for the reply, e.g. 2s, 500ms, 1m.")
     var timeout: String = "5s"
 
     @Option(help: "Body codec: json, plain, protobuf, form, or a single character id.")
@@ -36,24 +47,118 @@ struct CallCommand: AsyncParsableCommand {
     @Option(help: "Transfer filter id to apply (g = gzip, m = md5); repeat for more.")
     var filter: [String] = []
 
+    @Option(help: "Output: text (readable lines) or json (one object, for scripts).")
+    var output: OutputFormat = .text
+
     @Flag(help: "Send a PUSH instead of a CALL.")
     var push = false
+
+    @OptionGroup(title: "TLS") var tls: TLSOptions
+
+    @OptionGroup var auth: AuthOptions
 
     @OptionGroup var etcd: EtcdOptions
 
     @OptionGroup var logging: LoggingOptions
 
-    func run() async throws {
-        logging.bootstrap()
-        let target = FerryAddress(address)
-        if target == nil && etcd.endpoints.isEmpty {
+    func validate() throws {
+        if FerryAddress(address) == nil && etcd.urls.isEmpty {
             throw ValidationError("address must be HOST:PORT or unix:PATH (or a service name with --etcd), got \(address)")
         }
-        guard let timeout = parseDuration(timeout) else {
-            throw ValidationError("--timeout must look like 2s, 500ms or 1m, got \(self.timeout)")
+        if body != nil && data != nil {
+            throw ValidationError("give the body as an argument or with -d, not both")
         }
-        let codecID = try resolveCodec(codec)
-        var options = FerryCallOptions(timeout: timeout, codec: codecID)
+        if let path = data?.filePath, path != "-", !FileManager.default.isReadableFile(atPath: path) {
+            throw ValidationError("-d @\(path): no readable file at \(path)")
+        }
+        _ = try callOptions()
+        _ = try tls.clientConfiguration()
+    }
+
+    func run() async throws {
+        logging.bootstrap()
+        do {
+            try await callAndReport()
+        } catch let failure as CallFailure {
+            FileHandle.standardError.write(Data("Error: \(failure)\n".utf8))
+            throw ExitCode(2)
+        }
+    }
+
+    private func callAndReport() async throws {
+        let options = try callOptions()
+        let body = try bodyBytes()
+        let answering = AnsweringNode(route: route)
+        let logger = Logger(label: "ferry.call")
+        let peer = FerryPeer(
+            configuration: .init(dialTimeout: options.timeout ?? .seconds(5), auth: auth.dialling, hooks: .init(beforeWrite: answering.hook)),
+            logger: logger)
+        try await closing(peer.close) {
+            if let target = FerryAddress(address) {
+                let session: FerrySession
+                do {
+                    session = try await peer.dial(target, tls: try tls.clientConfiguration(), serverHostname: tls.serverName)
+                } catch let status as FerryStatus {
+                    let report = CallReport(route: route, failure: status, node: .init(address: target.description))
+                    print(output == .json ? report.json : "dial failed: \(status.explained)")
+                    throw ExitCode(2)
+                }
+                try await closing(session.close) {
+                    try await send(body, through: session, options: options) { .init(address: target.description) }
+                }
+            } else {
+                let registry = try await reachableRegistry(timeout: options.timeout ?? .seconds(5), logger: logger)
+                let configuration = FerryClient.Configuration(tls: try tls.clientConfiguration(), tlsServerHostname: tls.serverName)
+                try await withFerryClient(service: address, registry: registry, peer: peer, configuration: configuration) { client in
+                    try await send(body, through: client, options: options) {
+                        answering.current.map { .init(address: $0, service: address) }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends the body, prints the outcome, and exits 1 when it is not OK. `node` tells which node
+    /// answered, once it did.
+    private func send(
+        _ body: ByteBuffer, through caller: some RawCaller, options: FerryCallOptions, node: () -> CallReport.Node?
+    ) async throws {
+        let codec = options.codec ?? .json
+        let report: CallReport
+        do {
+            if push {
+                try await caller.rawPush(route, body: body, codec: codec, options: options)
+                report = CallReport(route: route, pushedTo: node())
+            } else {
+                report = CallReport(route: route, reply: try await caller.rawCall(route, body: body, codec: codec, options: options), node: node())
+            }
+        } catch let status as FerryStatus {
+            report = CallReport(route: route, failure: status, node: node())
+        }
+        print(output == .json ? report.json : report.text(showsNode: FerryAddress(address) == nil))
+        if report.status.code != 0 { throw ExitCode(1) }
+    }
+
+    /// The etcd registry, after checking that etcd answers and knows a node of the service: a
+    /// client would otherwise wait for a node list until the timeout and blame the timeout.
+    private func reachableRegistry(timeout: Duration, logger: Logger) async throws -> FerryEtcdRegistry {
+        let registry = etcd.registry(logger: logger, requestTimeout: timeout)!
+        let place = "etcd at \(etcd.urls.joined(separator: ", "))"
+        let nodes: [FerryNode]
+        do {
+            nodes = try await registry.nodes(service: address)
+        } catch FerryEtcdError.unreachable(let failures) {
+            throw CallFailure("\(place) is unreachable: \(failures.joined(separator: "; ").balancingErrnoBrackets)")
+        } catch {
+            throw CallFailure("\(place) could not list the nodes of \(address): \(String(describing: error).balancingErrnoBrackets)")
+        }
+        if nodes.isEmpty { throw CallFailure("no node of service \(address) is registered in \(place)") }
+        return registry
+    }
+
+    /// The call options the flags ask for.
+    private func callOptions() throws -> FerryCallOptions {
+        var options = FerryCallOptions(timeout: try durationOption(timeout, named: "--timeout"), codec: try resolveCodec(codec))
         for pair in meta {
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
             options.meta.add(String(parts[0]), parts.count > 1 ? String(parts[1]) : "")
@@ -64,43 +169,18 @@ struct CallCommand: AsyncParsableCommand {
             }
             options.filters.append(FerryFilterID(scalar))
         }
-
-        let logger = Logger(label: "ferry.call")
-        let peer = FerryPeer(configuration: .init(dialTimeout: timeout), logger: logger)
-        try await closing(peer.close) {
-            if let target {
-                let session: FerrySession
-                do {
-                    session = try await peer.dial(target)
-                } catch {
-                    print("dial failed: \(error)")
-                    throw ExitCode(2)
-                }
-                try await closing(session.close) { try await send(through: session, codec: codecID, options: options) }
-            } else {
-                let registry = etcd.registry(logger: logger)!
-                try await withFerryClient(service: address, registry: registry, peer: peer) { client in
-                    try await send(through: client, codec: codecID, options: options)
-                }
-            }
-        }
+        return options
     }
 
-    /// Sends the body and prints the reply; exits 1 when it is not OK.
-    private func send(through caller: some RawCaller, codec codecID: FerryCodecID, options: FerryCallOptions) async throws {
-        let body = ByteBuffer(string: self.body)
+    /// The body: the argument, or what -d gives (text, a file's bytes, or standard input).
+    private func bodyBytes() throws -> ByteBuffer {
+        guard let data else { return ByteBuffer(string: body ?? "") }
+        guard let path = data.filePath else { return ByteBuffer(string: data) }
+        if path == "-" { return ByteBuffer(bytes: try FileHandle.standardInput.readToEnd() ?? Data()) }
         do {
-            if push {
-                try await caller.rawPush(route, body: body, codec: codecID, options: options)
-                print("pushed \(route)")
-                return
-            }
-            let reply = try await caller.rawCall(route, body: body, codec: codecID, options: options)
-            print(render(reply))
-            if !reply.status.isOK { throw ExitCode(1) }
-        } catch let status as FerryStatus {
-            print("status: \(status)")
-            throw ExitCode(1)
+            return ByteBuffer(bytes: try Data(contentsOf: URL(fileURLWithPath: path)))
+        } catch {
+            throw CallFailure("-d @\(path): cannot read \(path): \(error.localizedDescription)")
         }
     }
 
@@ -111,74 +191,20 @@ struct CallCommand: AsyncParsableCommand {
         }
         throw ValidationError("unknown codec \(text)")
     }
-
-    private func render(_ reply: FerryReply) -> String {
-        var lines = ["status: \(reply.status.isOK ? "OK" : reply.status.description)"]
-        lines.append("meta: \(reply.meta.isEmpty ? "(none)" : reply.meta.map { "\($0.key)=\($0.value)" }.joined(separator: "&"))")
-        lines.append("codec: \(reply.bodyCodec)")
-        let bytes = reply.body.readableBytesView
-        if let text = String(validating: bytes, as: UTF8.self) {
-            lines.append("body: \(text)")
-        } else {
-            lines.append("body (hex): \(bytes.map { String($0, radix: 16).leftPadded(to: 2) }.joined(separator: " "))")
-        }
-        lines.append("cost: \(millisecondsText(reply.cost))")
-        return lines.joined(separator: "\n")
-    }
 }
 
-/// Something `ferry call` can send a raw body through: a session or a service client.
-protocol RawCaller: Sendable {
-    func rawCall(_ route: String, body: ByteBuffer, codec: FerryCodecID, options: FerryCallOptions) async throws -> FerryReply
-    func rawPush(_ route: String, body: ByteBuffer, codec: FerryCodecID, options: FerryCallOptions) async throws
-}
+/// A reason `ferry call` could not make the call at all; it exits 2.
+struct CallFailure: Error, CustomStringConvertible {
+    var description: String
 
-extension FerrySession: RawCaller {
-    func rawCall(_ route: String, body: ByteBuffer, codec: FerryCodecID, options: FerryCallOptions) async throws -> FerryReply {
-        try await call(route, body: body, codec: codec, options: options)
+    init(_ description: String) {
+        self.description = description
     }
-    func rawPush(_ route: String, body: ByteBuffer, codec: FerryCodecID, options: FerryCallOptions) async throws {
-        try await push(route, body: body, codec: codec, options: options)
-    }
-}
-
-/// Runs `body`, then awaits `close` whether `body` returned or threw.
-func closing<Result>(_ close: () async -> Void, _ body: () async throws -> Result) async throws -> Result {
-    let outcome: Swift.Result<Result, any Error>
-    do {
-        outcome = .success(try await body())
-    } catch {
-        outcome = .failure(error)
-    }
-    await close()
-    return try outcome.get()
-}
-
-extension FerryClient: RawCaller {
-    func rawCall(_ route: String, body: ByteBuffer, codec: FerryCodecID, options: FerryCallOptions) async throws -> FerryReply {
-        var options = options
-        options.codec = codec
-        return try await callForReply(route, body, options: options)
-    }
-    func rawPush(_ route: String, body: ByteBuffer, codec: FerryCodecID, options: FerryCallOptions) async throws {
-        var options = options
-        options.codec = codec
-        try await push(route, body, options: options)
-    }
-}
-
-/// Parses `2s`, `500ms`, `1.5s`, `1m`, `100us`.
-func parseDuration(_ text: String) -> Duration? {
-    let units: [(String, Double)] = [("ms", 1e-3), ("us", 1e-6), ("s", 1), ("m", 60)]
-    for (suffix, scale) in units where text.hasSuffix(suffix) {
-        guard let value = Double(text.dropLast(suffix.count)), value >= 0 else { return nil }
-        return .nanoseconds(Int64(value * scale * 1e9))
-    }
-    return nil
 }
 
 extension String {
-    fileprivate func leftPadded(to width: Int) -> String {
-        String(repeating: "0", count: max(0, width - count)) + self
+    /// The path of a curl-style `@path` body (`-` for standard input), nil for a literal body.
+    fileprivate var filePath: String? {
+        hasPrefix("@") ? String(dropFirst()) : nil
     }
 }

@@ -12,11 +12,13 @@ struct ListCommand: AsyncParsableCommand {
 
     @OptionGroup var logging: LoggingOptions
 
+    func validate() throws {
+        if etcd.urls.isEmpty { throw ValidationError("give the etcd endpoint with --etcd URL") }
+    }
+
     func run() async throws {
         logging.bootstrap()
-        guard let registry = etcd.registry(logger: Logger(label: "ferry.ls")) else {
-            throw ValidationError("give the etcd endpoint with --etcd URL")
-        }
+        let registry = etcd.registry(logger: Logger(label: "ferry.ls"))!
         let nodes = try await registry.nodes(service: nil)
         if nodes.isEmpty {
             print("no services registered")

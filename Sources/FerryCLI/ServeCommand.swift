@@ -30,9 +30,25 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Register in etcd as a node of this service (needs --etcd).")
     var service: String?
 
+    @OptionGroup(title: "TLS") var tls: TLSOptions
+
+    @OptionGroup var auth: AuthOptions
+
     @OptionGroup var etcd: EtcdOptions
 
     @OptionGroup var logging: LoggingOptions
+
+    func validate() throws {
+        if unix == nil, FerryAddress(listen) == nil {
+            throw ValidationError("--listen must be HOST:PORT, got \(listen)")
+        }
+        _ = try durationOption(drainTimeout, named: "--drain-timeout", zeroAllowed: true)
+        if service != nil && etcd.urls.isEmpty { throw ValidationError("--service needs --etcd") }
+        if service == nil && !etcd.urls.isEmpty {
+            throw ValidationError("--etcd needs --service NAME: the service to register this node as")
+        }
+        _ = try tls.serverConfiguration()
+    }
 
     func run() async throws {
         logging.bootstrap()
@@ -41,43 +57,32 @@ struct ServeCommand: AsyncParsableCommand {
         if let path = ProcessInfo.processInfo.environment["FERRY_SERVE_FAIL_START_IF_EXISTS"], FileManager.default.fileExists(atPath: path) {
             throw ExitCode(3)
         }
-        let address: FerryAddress
-        if let unix {
-            address = .unix(path: unix)
-        } else {
-            guard let parsed = FerryAddress(listen) else {
-                throw ValidationError("--listen must be HOST:PORT, got \(listen)")
-            }
-            address = parsed
-        }
-        guard let drain = parseDuration(drainTimeout) else {
-            throw ValidationError("--drain-timeout must look like 10s or 500ms, got \(drainTimeout)")
-        }
+        let address = unix.map { FerryAddress.unix(path: $0) } ?? FerryAddress(listen)!
+        let drain = try durationOption(drainTimeout, named: "--drain-timeout", zeroAllowed: true)
         let logger = Logger(label: "ferry.serve")
         let registry = etcd.registry(logger: logger)
-        if service != nil && registry == nil { throw ValidationError("--service needs --etcd") }
         // Filled in once the listener is up; the shutdown hook deregisters before draining.
         let registration = Registration()
         let hooks = FerryPeer.Hooks(onShutdown: {
             guard let (registry, node) = registration.current else { return }
             do {
                 try await registry.deregister(node)
-                print("ferry serve: deregistered \(node.service) at \(node.address)")
+                printNow("ferry serve: deregistered \(node.service) at \(node.address)")
             } catch {
                 logger.warning("could not deregister", metadata: ["error": "\(error)"])
             }
         })
-        let peer = FerryPeer(configuration: .init(hooks: hooks, drainTimeout: drain, restartsOnSIGUSR2: true), logger: logger)
+        let peer = FerryPeer(configuration: .init(auth: auth.listening, hooks: hooks, drainTimeout: drain, restartsOnSIGUSR2: true), logger: logger)
         DemoRoutes.install(on: peer.router)
-        let listener = try await peer.listen(address)
-        print("ferry serve: listening on \(listener.address) (pid \(ProcessInfo.processInfo.processIdentifier)); routes: \(peer.router.routes.map(\.description).joined(separator: ", "))")
+        let listener = try await peer.listen(address, tls: try tls.serverConfiguration())
+        printNow("ferry serve: listening on \(listener.address) (pid \(ProcessInfo.processInfo.processIdentifier)); routes: \(peer.router.routes.map(\.description).joined(separator: ", "))")
         if let registry, let service {
             let node = FerryNode(service: service, address: listener.address, router: peer.router)
             try await registry.register(node)
             registration.current = (registry, node)
-            print("ferry serve: registered as \(service) in etcd (\(registry.key(of: node)))")
+            printNow("ferry serve: registered as \(service) in etcd (\(registry.key(of: node)))")
         }
-        print("Ctrl-C or SIGTERM stops gracefully; SIGUSR2 restarts without downtime")
+        printNow("Ctrl-C or SIGTERM stops gracefully; SIGUSR2 restarts without downtime")
         // The registry comes first: a graceful shutdown stops the services in reverse order, so
         // the peer's shutdown hook deregisters while the registry still runs.
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
@@ -88,7 +93,7 @@ struct ServeCommand: AsyncParsableCommand {
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
         try await group.run()
-        print("ferry serve: stopped (pid \(ProcessInfo.processInfo.processIdentifier))")
+        printNow("ferry serve: stopped (pid \(ProcessInfo.processInfo.processIdentifier))")
     }
 }
 
@@ -99,4 +104,11 @@ private final class Registration: Sendable {
         get { storage.withLock { $0 } }
         set { storage.withLock { $0 = newValue } }
     }
+}
+
+/// Prints `line` and flushes standard output at once, so that a reader of a file or a pipe
+/// sees it while the server runs, and a killed server does not take it along.
+private func printNow(_ line: String) {
+    print(line)
+    fflush(nil)
 }
