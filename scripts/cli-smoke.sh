@@ -6,15 +6,44 @@ cd "$(dirname "$0")/.."
 swift build --product ferry >/dev/null
 FERRY="$(swift build --show-bin-path)/ferry"
 
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'; }
+WORK=$(mktemp -d)
+cleanup() { for pid in ${PIDS:-}; do kill "$pid" 2>/dev/null || true; done; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+run_expect() { # run_expect NAME EXPECTED-EXIT PATTERN -- COMMAND...
+    local name=$1 want_exit=$2 pattern=$3; shift 4
+    local out code=0
+    out=$("$@" 2>&1) || code=$?
+    if [[ $code -ne $want_exit ]] || ! grep -q -- "$pattern" <<<"$out"; then
+        echo "FAIL $name (exit $code, wanted $want_exit and \"$pattern\"):"; echo "$out"; exit 1
+    fi
+    echo "ok   $name"
+}
+
+echo "== ferry --version, completions, usage errors"
+run_expect "version"                 0 '^[0-9][0-9]*\.[0-9][0-9]*\.[0-9][0-9]*$' -- "$FERRY" --version
+"$FERRY" --generate-completion-script bash >"$WORK/ferry.bash"
+run_expect "bash completion loads"   0 "complete .*-F _ferry ferry" -- bash -c 'source "$1" && complete -p ferry' _ "$WORK/ferry.bash"
+run_expect "bad address: call usage" 64 "Usage: ferry call"    -- "$FERRY" call not-an-address /echo
+run_expect "timeout -1s refused"     64 "timeout must be positive" -- "$FERRY" call 127.0.0.1:1 /echo --timeout -1s
+run_expect "timeout=-1s refused"     64 "timeout must be positive" -- "$FERRY" call 127.0.0.1:1 /echo --timeout=-1s
+run_expect "timeout 0s refused"      64 "timeout must be positive" -- "$FERRY" call 127.0.0.1:1 /echo --timeout 0s
+run_expect "body twice refused"      64 "not both"              -- "$FERRY" call 127.0.0.1:1 /echo x -d y
+run_expect "missing body file"       64 "no readable file"      -- "$FERRY" call 127.0.0.1:1 /echo -d @"$WORK/none.json"
+run_expect "--etcd needs --service"  64 "etcd needs --service"  -- "$FERRY" serve --etcd http://127.0.0.1:1
+run_expect "serve usage on errors"   64 "Usage: ferry serve"    -- "$FERRY" serve --listen nowhere
+run_expect "TLS serve needs a cert"  64 "needs --tls-cert"      -- "$FERRY" serve --tls
+
 echo "== ferry demo"
 "$FERRY" demo
 echo "== ferry demo --cluster"
 "$FERRY" demo --cluster
 
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
-"$FERRY" serve --listen "127.0.0.1:$PORT" >/tmp/ferry-smoke-serve.log 2>&1 &
+PORT=$(free_port)
+"$FERRY" serve --listen "127.0.0.1:$PORT" >"$WORK/serve.log" 2>&1 &
 SERVER=$!
-trap 'kill $SERVER 2>/dev/null || true' EXIT
+PIDS="$SERVER"
 for _ in $(seq 1 50); do
     if "$FERRY" call "127.0.0.1:$PORT" /echo '' --timeout 200ms >/dev/null 2>&1; then break; fi
     sleep 0.1
@@ -38,24 +67,122 @@ expect "error status"    1 "1234"                   -- /fail
 expect "unknown route"   1 "404"                    -- /no/such/route
 expect "timeout"         1 "408"                    -- /slow 3000 --timeout 200ms
 expect "push"            0 "pushed /chat/say"       -- /chat/say '"hello"' --push
+
+# A 200 KB body, from a file and from standard input: too long for an argument list.
+python3 -c 'import json; print(json.dumps("x" * 200_000))' >"$WORK/big.json"
+"$FERRY" call "127.0.0.1:$PORT" /echo -d @"$WORK/big.json" --output json >"$WORK/big-reply.json"
+python3 -c '
+import json, sys
+o = json.load(open(sys.argv[1]))
+assert o["status"]["code"] == 0 and o["body"] == json.dumps("x" * 200_000) + "\n", o["status"]' "$WORK/big-reply.json" \
+    || { echo "FAIL 200 KB body from a file"; exit 1; }
+echo "ok   200 KB body from a file (-d @file)"
+out=$("$FERRY" call "127.0.0.1:$PORT" /echo -d @- --codec plain <"$WORK/big.json")
+[[ $(wc -c <<<"${out#*body: }") -gt 200000 ]] || { echo "FAIL body from standard input"; echo "${out:0:300}"; exit 1; }
+echo "ok   200 KB body from standard input (-d @-)"
+
+# --output json: status, meta, body (text, or base64 when not UTF-8) and the node that answered.
+out=$(printf '\377\376' | "$FERRY" call "127.0.0.1:$PORT" /echo -d @- --codec plain --meta k=v --output json)
+python3 - "$out" "127.0.0.1:$PORT" <<'PY' || { echo "FAIL --output json"; echo "$out"; exit 1; }
+import json, sys
+o = json.loads(sys.argv[1])
+assert o["status"] == {"code": 0, "message": "", "cause": "", "origin": "remote"}, o["status"]
+assert {"key": "k", "value": "v"} in o["meta"], o["meta"]
+assert o["bodyEncoding"] == "base64" and o["body"] == "//4=", o["body"]
+assert o["node"]["address"] == sys.argv[2], o["node"]
+PY
+echo "ok   --output json (binary body as base64)"
+out=$("$FERRY" call "127.0.0.1:$PORT" /fail --output json) && { echo "FAIL /fail exits 0"; exit 1; }
+python3 -c 'import json, sys; s = json.loads(sys.argv[1])["status"]; assert s["code"] == 1234 and s["cause"] == "demo", s' "$out" \
+    || { echo "FAIL --output json error status"; echo "$out"; exit 1; }
+echo "ok   --output json error status"
 kill -INT $SERVER
 wait $SERVER
-trap - EXIT
+
+echo "== ferry call against what is not a Ferry peer"
+HTTP_PORT_FILE="$WORK/http.port"
+python3 -u -c '
+import socket, sys
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen()
+print(s.getsockname()[1])
+while True:
+    c, _ = s.accept(); c.recv(65536)
+    c.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"); c.close()
+' >"$HTTP_PORT_FILE" &
+PIDS="$PIDS $!"
+for _ in $(seq 1 50); do [[ -s $HTTP_PORT_FILE ]] && break; sleep 0.1; done
+run_expect "HTTP server named" 1 "looks like an HTTP server, not a Ferry peer" -- "$FERRY" call "127.0.0.1:$(cat "$HTTP_PORT_FILE")" /echo hi
+out=$("$FERRY" call "127.0.0.1:$(free_port)" /echo 2>&1 || true)
+python3 -c '
+import sys
+depth = []
+for c in sys.argv[1]:
+    if c in "([": depth.append(c)
+    elif c in ")]":
+        assert depth and depth.pop() == {")": "(", "]": "["}[c], sys.argv[1]
+assert not depth, sys.argv[1]' "$out" || { echo "FAIL unbalanced brackets: $out"; exit 1; }
+echo "ok   dial failure has balanced brackets"
+
+echo "== ferry serve writes its lines at once, also to a file"
+SERVE_PORT=$(free_port)
+"$FERRY" serve --listen "127.0.0.1:$SERVE_PORT" >"$WORK/serve-file.log" 2>&1 &
+SERVE=$!
+PIDS="$PIDS $SERVE"
+for _ in $(seq 1 100); do grep -q "listening on" "$WORK/serve-file.log" && break; sleep 0.1; done
+{ kill -KILL $SERVE; wait $SERVE; } 2>/dev/null || true
+grep -q "listening on 127.0.0.1:$SERVE_PORT (pid $SERVE)" "$WORK/serve-file.log" \
+    || { echo "FAIL serve line not in the file before SIGKILL"; cat "$WORK/serve-file.log"; exit 1; }
+echo "ok   listening line written before SIGKILL"
+
+echo "== TLS and the auth handshake"
+if command -v openssl >/dev/null 2>&1; then
+    (
+        cd "$WORK"
+        openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 1 -subj "/CN=Ferry smoke CA"
+        openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj "/CN=127.0.0.1"
+        printf "subjectAltName=IP:127.0.0.1\n" >san.ext
+        openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 1 -extfile san.ext
+    ) >/dev/null 2>&1
+    TLS_PORT=$(free_port)
+    "$FERRY" serve --listen "127.0.0.1:$TLS_PORT" --tls-cert "$WORK/server.pem" --tls-key "$WORK/server.key" --token sesame \
+        >"$WORK/tls.log" 2>&1 &
+    PIDS="$PIDS $!"
+    TLS_SERVER=$!
+    for _ in $(seq 1 100); do grep -q "listening on" "$WORK/tls.log" && break; sleep 0.1; done
+    TLS="127.0.0.1:$TLS_PORT"
+    run_expect "TLS call with the CA"      0 "body: 3"              -- "$FERRY" call "$TLS" /math/add '{"a":1,"b":2}' --tls-ca "$WORK/ca.pem" --token sesame
+    run_expect "TLS with json output"      0 '"code":0'             -- "$FERRY" call "$TLS" /echo -d '"hi"' --tls-ca "$WORK/ca.pem" --token sesame --output json
+    run_expect "untrusted certificate"     2 "dial failed"          -- "$FERRY" call "$TLS" /echo --tls --token sesame
+    run_expect "wrong token refused"       2 "401"                  -- "$FERRY" call "$TLS" /echo --tls-ca "$WORK/ca.pem" --token wrong
+    run_expect "no token refused"          1 "401"                  -- "$FERRY" call "$TLS" /echo --tls-ca "$WORK/ca.pem"
+    run_expect "plain call to TLS named"   2 "looks like a TLS server" -- "$FERRY" call "$TLS" /echo --token sesame
+    kill -INT $TLS_SERVER
+    wait $TLS_SERVER
+else
+    echo "skip TLS: openssl not found"
+fi
+
+echo "== etcd down"
+run_expect "etcd unreachable named" 2 "etcd at http://127.0.0.1:[0-9]* is unreachable" -- \
+    "$FERRY" call smoke /echo --etcd "http://127.0.0.1:$(free_port)" --timeout 2s
 
 if command -v etcd >/dev/null 2>&1; then
     echo "== discovery through etcd"
-    free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'; }
     ETCD_PORT=$(free_port); PEER_PORT=$(free_port); NODE_PORT=$(free_port)
-    ETCD_DIR=$(mktemp -d)
+    ETCD_DIR="$WORK/etcd"
     etcd --data-dir "$ETCD_DIR/data" --listen-client-urls "http://127.0.0.1:$ETCD_PORT" \
         --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" --listen-peer-urls "http://127.0.0.1:$PEER_PORT" \
         --initial-advertise-peer-urls "http://127.0.0.1:$PEER_PORT" --initial-cluster "default=http://127.0.0.1:$PEER_PORT" \
         --log-level error >/dev/null 2>&1 &
     ETCD=$!
-    trap 'kill $ETCD $NODE 2>/dev/null || true; rm -rf "$ETCD_DIR"' EXIT
+    PIDS="$PIDS $ETCD"
     ETCD_URL="http://127.0.0.1:$ETCD_PORT"
-    "$FERRY" serve --listen "127.0.0.1:$NODE_PORT" --etcd "$ETCD_URL" --service smoke >/tmp/ferry-smoke-node.log 2>&1 &
+    "$FERRY" serve --listen "127.0.0.1:$NODE_PORT" --etcd "$ETCD_URL" --service smoke >"$WORK/node.log" 2>&1 &
     NODE=$!
+    PIDS="$PIDS $NODE"
+    for _ in $(seq 1 100); do grep -q "registered as smoke" "$WORK/node.log" && break; sleep 0.1; done
+    grep -q "registered as smoke in etcd" "$WORK/node.log" || { echo "FAIL registered line"; cat "$WORK/node.log"; exit 1; }
+    echo "ok   registered line written at once"
     for _ in $(seq 1 100); do
         if "$FERRY" ls --etcd "$ETCD_URL" 2>/dev/null | grep -q "127.0.0.1:$NODE_PORT"; then break; fi
         sleep 0.1
@@ -64,7 +191,12 @@ if command -v etcd >/dev/null 2>&1; then
     echo "ok   ferry ls"
     out=$("$FERRY" call smoke /math/add '{"a":2,"b":5}' --etcd "$ETCD_URL")
     grep -q "body: 7" <<<"$out" || { echo "FAIL call by service"; echo "$out"; exit 1; }
-    echo "ok   ferry call by service name"
+    grep -q "node: 127.0.0.1:$NODE_PORT (service smoke)" <<<"$out" || { echo "FAIL answering node"; echo "$out"; exit 1; }
+    echo "ok   ferry call by service name says which node answered"
+    out=$("$FERRY" call smoke /math/add '{"a":2,"b":5}' --etcd "$ETCD_URL" --output json)
+    python3 -c 'import json, sys; n = json.loads(sys.argv[1])["node"]; assert n == {"address": sys.argv[2], "service": "smoke"}, n' \
+        "$out" "127.0.0.1:$NODE_PORT" || { echo "FAIL answering node in json"; echo "$out"; exit 1; }
+    echo "ok   --output json names the node and service"
     kill -INT $NODE
     wait $NODE
     "$FERRY" ls --etcd "$ETCD_URL" | grep -q "no services registered" || { echo "FAIL deregistration on Ctrl-C"; exit 1; }
