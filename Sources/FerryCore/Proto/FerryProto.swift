@@ -36,6 +36,9 @@ public enum FerryProtocolError: Error, Sendable, Equatable, CustomStringConverti
     case incompleteFrameAtClose(bufferedBytes: Int)
     /// A transfer filter refused the frame.
     case filter(FerryFilterError)
+    /// A field is present but not what the format allows (a WebSocket payload's field of the
+    /// wrong type, a binary body on the JSON sub-protocol).
+    case malformed(field: String, reason: String)
 
     /// A readable form, for logs and error messages.
     public var description: String {
@@ -48,6 +51,7 @@ public enum FerryProtocolError: Error, Sendable, Equatable, CustomStringConverti
         case .fieldTooLong(let field, let length, let limit): "\(field) is \(length) bytes, limit \(limit)"
         case .incompleteFrameAtClose(let bytes): "connection closed mid-frame with \(bytes) bytes buffered"
         case .filter(let error): error.description
+        case .malformed(let field, let reason): "\(field): \(reason)"
         }
     }
 }

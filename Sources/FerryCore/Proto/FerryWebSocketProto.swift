@@ -243,10 +243,7 @@ public struct FerryWebSocketProto: Sendable {
 extension FerryProtocolError {
     /// A WebSocket payload, or one of its fields, that is missing, of the wrong type or out of
     /// range, or a body the JSON sub-protocol cannot carry.
-    ///
-    /// ``FerryProtocolError`` has no case for a well-delimited payload whose content is wrong;
-    /// the nearest, ``truncated(field:)``, carries the field and the reason.
     static func webSocketMalformed(_ field: String, _ reason: String) -> FerryProtocolError {
-        .truncated(field: "\(field) (\(reason))")
+        .malformed(field: field, reason: reason)
     }
 }
