@@ -15,6 +15,7 @@ struct CallCommand: AsyncParsableCommand {
               ferry call 127.0.0.1:9090 /echo -d @body.json --output json
               echo '{"a":1,"b":2}' | ferry call 127.0.0.1:9090 /math/add -d @-
               ferry call math /math/add '{"a":1,"b":2}' --etcd http://127.0.0.1:2379
+              ferry call 127.0.0.1:9090 /echo hi --tls-ca ca.pem --token SECRET
             The body is sent as given, with the chosen codec id. Exits 1 when the reply status is \
             not OK, 2 when no call could be made (dial failed, etcd unreachable, no node).
             """
@@ -38,7 +39,7 @@ struct CallCommand: AsyncParsableCommand {
     var meta: [String] = []
 
     // Unconditional, so that `--timeout -1s` reaches the check below instead of reading as a flag.
-    @Option(parsing: .unconditional, help: "How long to wait for the reply, e.g. 2s, 500ms, 1m.")
+    @Option(parsing: .unconditional, help: "How long to wait for the reply (more than zero), e.g. 2s, 500ms, 1m.")
     var timeout: String = "5s"
 
     @Option(help: "Body codec: json, plain, protobuf, form, or a single character id.")

@@ -125,9 +125,3 @@ extension CallReport.Status {
         self.init(code: status.code.rawValue, message: status.message, cause: status.cause, origin: status.origin.description)
     }
 }
-
-/// A duration in milliseconds, rounded to 0.01 ms.
-private func milliseconds(_ duration: Duration) -> Double {
-    let millis = Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15
-    return (millis * 100).rounded() / 100
-}

@@ -159,8 +159,7 @@ private final class Demo: Sendable {
 
 /// Prints a duration as milliseconds.
 func millisecondsText(_ duration: Duration) -> String {
-    let millis = Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15
-    return "\((millis * 100).rounded() / 100) ms"
+    "\(milliseconds(duration)) ms"
 }
 
 private final class Counter: Sendable {

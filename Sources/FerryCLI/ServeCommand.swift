@@ -15,6 +15,8 @@ struct ServeCommand: AsyncParsableCommand {
             CALL /fail (status 1234), CALL /slow (milliseconds to sleep), CALL /process (the server's \
             process id), PUSH /chat/say (logged). SIGTERM or Ctrl-C drains in-flight calls and stops; \
             SIGUSR2 restarts without downtime (a new process takes over the listening socket).
+            With TLS: ferry serve --tls-cert server.pem --tls-key server.key [--tls-ca ca.pem to \
+            require client certificates] [--token SECRET to require the auth handshake].
             """
     )
 

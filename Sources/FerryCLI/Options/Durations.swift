@@ -21,3 +21,9 @@ func durationOption(_ text: String, named option: String, zeroAllowed: Bool = fa
     }
     return duration
 }
+
+/// A duration in milliseconds, rounded to 0.01 ms.
+func milliseconds(_ duration: Duration) -> Double {
+    let millis = Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15
+    return (millis * 100).rounded() / 100
+}
