@@ -142,6 +142,8 @@ if command -v openssl >/dev/null 2>&1; then
         openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj "/CN=127.0.0.1"
         printf "subjectAltName=IP:127.0.0.1\n" >san.ext
         openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 1 -extfile san.ext
+        openssl req -newkey rsa:2048 -nodes -keyout client.key -out client.csr -subj "/CN=ferry smoke client"
+        openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out client.pem -days 1
     ) >/dev/null 2>&1
     TLS_PORT=$(free_port)
     "$FERRY" serve --listen "127.0.0.1:$TLS_PORT" --tls-cert "$WORK/server.pem" --tls-key "$WORK/server.key" --token sesame \
@@ -158,6 +160,19 @@ if command -v openssl >/dev/null 2>&1; then
     run_expect "plain call to TLS named"   2 "looks like a TLS server" -- "$FERRY" call "$TLS" /echo --token sesame
     kill -INT $TLS_SERVER
     wait $TLS_SERVER
+
+    # Mutual TLS: with --tls-ca, serve accepts only clients with a certificate that CA signed.
+    MTLS_PORT=$(free_port)
+    "$FERRY" serve --listen "127.0.0.1:$MTLS_PORT" --tls-cert "$WORK/server.pem" --tls-key "$WORK/server.key" --tls-ca "$WORK/ca.pem" \
+        >"$WORK/mtls.log" 2>&1 &
+    MTLS_SERVER=$!
+    PIDS="$PIDS $MTLS_SERVER"
+    for _ in $(seq 1 100); do grep -q "listening on" "$WORK/mtls.log" && break; sleep 0.1; done
+    run_expect "mutual TLS with a client certificate" 0 "body: 3" -- "$FERRY" call "127.0.0.1:$MTLS_PORT" /math/add '{"a":1,"b":2}' \
+        --tls-ca "$WORK/ca.pem" --tls-cert "$WORK/client.pem" --tls-key "$WORK/client.key"
+    run_expect "mutual TLS without one"  1 "CERTIFICATE_REQUIRED" -- "$FERRY" call "127.0.0.1:$MTLS_PORT" /echo --tls-ca "$WORK/ca.pem"
+    kill -INT $MTLS_SERVER
+    wait $MTLS_SERVER
 else
     echo "skip TLS: openssl not found"
 fi
