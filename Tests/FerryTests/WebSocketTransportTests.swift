@@ -98,6 +98,34 @@ struct WebSocketTransportTests {
         await server.close()
     }
 
+    @Test("shouldUpgrade sees the request: a wrong Origin or a missing token gets 403 before any session; the right ones connect")
+    func upgradeHook() async throws {
+        var configuration = FerryPeer.Configuration()
+        let seen = Recorder<FerryPeer.WebSocket.Request>()
+        configuration.webSocket.shouldUpgrade = { request in
+            seen.append(request)
+            return request.headers.first(name: "origin") == "https://app.example" && request.query["token"] == "s e/cret"
+        }
+        let (server, address) = try await Self.server(configuration)
+        guard case .webSocket(let host, let port, _) = address else { return }
+        for (origin, query) in [("https://evil.example", "?token=s+e%2Fcret"), ("https://app.example", ""), ("https://app.example", "?token=nope")] {
+            let raw = try await RawConnection.connect(to: .tcp(host: host, port: port))
+            let request = "GET /ws\(query) HTTP/1.1\r\nHost: \(host)\r\nOrigin: \(origin)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            try await raw.send(Array(request.utf8))
+            #expect(await raw.waitUntilClosed())
+            let answer = String(decoding: raw.receivedBytes, as: UTF8.self)
+            #expect(answer.hasPrefix("HTTP/1.1 403"), "\(origin) \(query): \(answer)")
+            await raw.close()
+        }
+        #expect(server.hub.count == 0, "no session for a refused upgrade")
+        let socket = try await RawWebSocket.connect(to: address, origin: "https://app.example", query: "?token=s+e%2Fcret")
+        await socket.close()
+        let last = try #require(seen.all.last)
+        #expect(last.path == "/ws" && last.query["token"] == "s e/cret" && last.remoteAddress.hasPrefix("127.0.0.1:"))
+        await server.close()
+    }
+
     @Test("the CALL an erpc peer sends (WIRE.md's JSON vector, a masked binary frame) gets erpc's REPLY")
     func erpcJSONFrame() async throws {
         let (server, address) = try await Self.server()
@@ -164,10 +192,10 @@ struct WebSocketTransportTests {
 struct RawWebSocket {
     let connection: RawConnection
 
-    static func connect(to address: FerryAddress) async throws -> RawWebSocket {
+    static func connect(to address: FerryAddress, origin: String? = nil, query: String = "") async throws -> RawWebSocket {
         guard case .webSocket(let host, let port, let path) = address else { throw SetupError(what: "a WebSocket address is required") }
         let connection = try await RawConnection.connect(to: .tcp(host: host, port: port))
-        let request = "GET \(path) HTTP/1.1\r\nHost: \(host):\(port)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        let request = "GET \(path)\(query) HTTP/1.1\r\nHost: \(host):\(port)\r\n\(origin.map { "Origin: \($0)\r\n" } ?? "")Upgrade: websocket\r\nConnection: Upgrade\r\n"
             + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
         try await connection.send(Array(request.utf8))
         let socket = RawWebSocket(connection: connection)

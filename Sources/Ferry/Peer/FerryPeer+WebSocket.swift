@@ -1,8 +1,8 @@
 import FerryCore
+import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOWebSocket
-import Synchronization
 
 extension FerryPeer {
     /// How a peer speaks WebSocket (``FerryAddress/webSocket(host:port:path:)``): erpc v6's
@@ -17,11 +17,38 @@ extension FerryPeer {
         /// The largest WebSocket message accepted, fragments joined; a larger one closes the
         /// connection (close code 1009). Default 16 MiB.
         public var maximumMessageSize: Int
+        /// Decides, from its HTTP request, whether an upgrade on a listener's path may go ahead:
+        /// false (or an error) answers 403 and closes, before any session exists. The place
+        /// for an `Origin` check and for a token in a header or the query, as erpc's
+        /// `PreWebsocketHandshakePlugin`. nil lets every upgrade on the path through.
+        ///
+        /// ```swift
+        /// configuration.webSocket.shouldUpgrade = { request in
+        ///     request.headers.first(name: "Origin") == "https://app.example.com" && request.query["token"] == expected
+        /// }
+        /// ```
+        public var shouldUpgrade: (@Sendable (Request) async throws -> Bool)?
 
         /// Creates WebSocket settings; every argument has a default.
-        public init(subprotocol: FerryWebSocketProto.Subprotocol = .json, maximumMessageSize: Int = 16 << 20) {
+        public init(
+            subprotocol: FerryWebSocketProto.Subprotocol = .json, maximumMessageSize: Int = 16 << 20,
+            shouldUpgrade: (@Sendable (Request) async throws -> Bool)? = nil
+        ) {
             self.subprotocol = subprotocol
             self.maximumMessageSize = maximumMessageSize
+            self.shouldUpgrade = shouldUpgrade
+        }
+
+        /// The HTTP request that asks for a WebSocket upgrade.
+        public struct Request: Sendable {
+            /// The request target's path, without the query.
+            public var path: String
+            /// The query's parameters, decoded; the first value of a repeated name.
+            public var query: [String: String]
+            /// The request's headers; names match case-insensitively (`headers.first(name: "origin")`).
+            public var headers: HTTPHeaders
+            /// The remote's address, as the session would show it.
+            public var remoteAddress: String
         }
     }
 
@@ -38,15 +65,29 @@ extension FerryPeer {
     /// WebSocket upgrade on that path, then a session. A request that is not an upgrade to
     /// `path` gets an HTTP error and the connection closes. `onUpgrade` makes the session.
     func addWebSocketServerHandlers(
-        to channel: any Channel, path: String, onUpgrade: @escaping @Sendable (any Channel) throws -> Void
+        to channel: any Channel, path: String, remoteAddress: String, onUpgrade: @escaping @Sendable (any Channel) throws -> Void
     ) throws {
         let refuser = NotAWebSocketUpgrade(path: path)
         let boundRefuser = NIOLoopBound(refuser, eventLoop: channel.eventLoop)
+        let hook = configuration.webSocket.shouldUpgrade
         let upgrader = NIOWebSocketServerUpgrader(
             maxFrameSize: configuration.webSocket.maximumMessageSize,
             automaticErrorHandling: true,
             shouldUpgrade: { channel, head in
-                channel.eventLoop.makeSucceededFuture(Self.requestPath(head.uri) == path ? HTTPHeaders() : nil)
+                guard Self.requestPath(head.uri) == path else { return channel.eventLoop.makeSucceededFuture(nil) }
+                guard let hook else { return channel.eventLoop.makeSucceededFuture(HTTPHeaders()) }
+                let request = WebSocket.Request(
+                    path: path, query: Self.queryParameters(head.uri), headers: head.headers, remoteAddress: remoteAddress)
+                let decided = channel.eventLoop.makePromise(of: HTTPHeaders?.self)
+                decided.completeWithTask {
+                    guard (try? await hook(request)) == true else { return nil }
+                    return HTTPHeaders()
+                }
+                // A refusal reaches the refuser as a plain request on the path: it answers 403.
+                return decided.futureResult.hop(to: channel.eventLoop).map { headers in
+                    if headers == nil { boundRefuser.value.refusedByHook = true }
+                    return headers
+                }
             },
             upgradePipelineHandler: { channel, _ in
                 channel.eventLoop.makeCompletedFuture {
@@ -63,6 +104,20 @@ extension FerryPeer {
     /// The path of a request target, without its query.
     static func requestPath(_ uri: String) -> Substring {
         uri.prefix { $0 != "?" && $0 != "#" }
+    }
+
+    /// The decoded query parameters of a request target; the first value of a repeated name.
+    static func queryParameters(_ uri: String) -> [String: String] {
+        guard let start = uri.firstIndex(of: "?") else { return [:] }
+        let query = uri[uri.index(after: start)...].prefix { $0 != "#" }
+        var parameters: [String: String] = [:]
+        for pair in query.split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            let decode = { (text: Substring) in String(text).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? String(text) }
+            let name = decode(parts[0])
+            if parameters[name] == nil { parameters[name] = parts.count > 1 ? decode(parts[1]) : "" }
+        }
+        return parameters
     }
 
     // MARK: Dialling
@@ -120,12 +175,15 @@ extension FerryPeer {
 }
 
 /// Answers an HTTP request that is not a WebSocket upgrade of the listener's path: 404 for
-/// another path, 426 (Upgrade Required) for the path itself, then closes.
+/// another path, 403 when the upgrade hook refused it, 426 (Upgrade Required) for the path
+/// itself, then closes.
 private final class NotAWebSocketUpgrade: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
     private let path: String
+    /// Set when ``FerryPeer/WebSocket/shouldUpgrade`` said no to the request now answered.
+    var refusedByHook = false
 
     init(path: String) {
         self.path = path
@@ -133,8 +191,14 @@ private final class NotAWebSocketUpgrade: ChannelInboundHandler, RemovableChanne
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard case .head(let head) = unwrapInboundIn(data) else { return }
-        let status: HTTPResponseStatus = FerryPeer.requestPath(head.uri) == path ? .upgradeRequired : .notFound
-        let body = status == .notFound ? "no WebSocket endpoint here\n" : "this endpoint speaks WebSocket only\n"
+        let status: HTTPResponseStatus =
+            refusedByHook ? .forbidden : FerryPeer.requestPath(head.uri) == path ? .upgradeRequired : .notFound
+        let body =
+            switch status {
+            case .forbidden: "the WebSocket upgrade was refused\n"
+            case .notFound: "no WebSocket endpoint here\n"
+            default: "this endpoint speaks WebSocket only\n"
+            }
         var headers = HTTPHeaders()
         headers.add(name: "Content-Type", value: "text/plain; charset=utf-8")
         headers.add(name: "Content-Length", value: String(body.utf8.count))

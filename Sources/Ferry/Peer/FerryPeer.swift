@@ -153,7 +153,7 @@ public final class FerryPeer: Sendable {
                             channel.closeFuture.whenComplete { [self] _ in
                                 if !upgraded.value { acceptedConnections.release() }
                             }
-                            try addWebSocketServerHandlers(to: channel, path: path) { [self] channel in
+                            try addWebSocketServerHandlers(to: channel, path: path, remoteAddress: remote) { [self] channel in
                                 _ = try acceptSession(on: channel, remoteAddress: remote, overWebSocket: true)
                                 upgraded.value = true
                             }
