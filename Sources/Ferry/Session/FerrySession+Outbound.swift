@@ -12,7 +12,7 @@ extension FerrySession {
         // exchange hands it to another one that queues it, and the reply is finished by a third.
         let timeout = sendTimeout(options)
         // One clock read starts both the deadline and the cost.
-        let start = channel.eventLoop.now
+        let start = clockLoop.now
         let deadline = start + TimeAmount(timeout)
         do {
             try Self.refuseExpired(timeout)
@@ -40,7 +40,7 @@ extension FerrySession {
         var message = FerryMessage(
             type: .push, seq: 0, serviceMethod: serviceMethod, meta: options.meta,
             bodyCodec: codec, body: body, filters: options.filters)
-        let start = channel.eventLoop.now
+        let start = clockLoop.now
         let timeout = sendTimeout(options)
         let deadline = start + TimeAmount(timeout)
         do {

@@ -27,6 +27,10 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
     let logsEveryExchange: Bool
     let dialTarget: DialTarget?
     let state: Mutex<SessionState>
+    /// The loop whose clock times this session's calls and pushes: the first connection's.
+    /// Every loop of a group reads the same clock, so a redial onto another loop changes
+    /// nothing, and reading it takes no lock.
+    let clockLoop: any EventLoop
 
     init(channel: any Channel, peer: FerryPeer, isDialled: Bool, remoteAddress: String, dialTarget: DialTarget?) {
         self.peer = peer
@@ -34,6 +38,7 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
         self.isDialled = isDialled
         self.remoteAddress = remoteAddress
         self.dialTarget = dialTarget
+        self.clockLoop = channel.eventLoop
         self.state = Mutex(
             SessionStateMachine(
                 connection: channel, remoteAddress: remoteAddress, dialled: isDialled,
