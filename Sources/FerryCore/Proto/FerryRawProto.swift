@@ -53,12 +53,7 @@ public struct FerryRawProto: FerryProto {
         var payload = allocator.buffer(capacity: 64 + message.body.readableBytes)
         try Self.writeHeader(of: message, into: &payload, sizedFrameUpTo: nil)
         payload.writeImmutableBuffer(message.body)
-        for id in message.filters.reversed() {
-            guard let filter = filters.filter(for: id) else {
-                throw FerryProtocolError.filter(.unknownFilter(id))
-            }
-            payload = try filter.encode(payload, allocator: allocator)
-        }
+        payload = try filters.apply(message.filters, to: payload, allocator: allocator)
         buffer.writeBuffer(&payload)
         let size = buffer.writerIndex - start
         guard size <= maximumFrameSize else {
@@ -135,19 +130,7 @@ public struct FerryRawProto: FerryProto {
                 throw FerryProtocolError.truncated(field: "filter ids")
             }
             filterIDs = ids.map(FerryFilterID.init(rawValue:))
-            payload = frame
-            for id in filterIDs {
-                guard let filter = filters.filter(for: id) else {
-                    throw FerryProtocolError.filter(.unknownFilter(id))
-                }
-                do {
-                    payload = try filter.decode(payload, maximumSize: maximumFrameSize, allocator: allocator)
-                } catch let error as FerryFilterError {
-                    throw FerryProtocolError.filter(error)
-                } catch {
-                    throw FerryProtocolError.filter(.corrupt(filter: id, reason: "\(error)"))
-                }
-            }
+            payload = try filters.undo(filterIDs, on: frame, maximumSize: maximumFrameSize, allocator: allocator)
         }
         return try Self.decodeHeaderAndBody(&payload, filters: filterIDs)
     }

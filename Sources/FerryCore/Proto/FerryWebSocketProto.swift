@@ -85,20 +85,7 @@ public struct FerryWebSocketProto: Sendable {
 
     /// The body with the message's filters applied, the last id first.
     private func filteredBody(of message: FerryMessage) throws -> ByteBuffer {
-        var body = message.body
-        for id in message.filters.reversed() {
-            guard let filter = filters.filter(for: id) else {
-                throw FerryProtocolError.filter(.unknownFilter(id))
-            }
-            do {
-                body = try filter.encode(body, allocator: allocator)
-            } catch let error as FerryFilterError {
-                throw FerryProtocolError.filter(error)
-            } catch {
-                throw FerryProtocolError.filter(.corrupt(filter: id, reason: "\(error)"))
-            }
-        }
-        return body
+        try filters.apply(message.filters, to: message.body, allocator: allocator)
     }
 
     private func jsonPayload(of message: FerryMessage, body: ByteBuffer) throws -> ByteBuffer {
@@ -211,19 +198,7 @@ public struct FerryWebSocketProto: Sendable {
             throw FerryProtocolError.fieldTooLong(field: "filter list", length: ids.count, limit: Self.maximumFilterCount)
         }
         let filterIDs = ids.map(FerryFilterID.init(rawValue:))
-        var body = body
-        for id in filterIDs {
-            guard let filter = filters.filter(for: id) else {
-                throw FerryProtocolError.filter(.unknownFilter(id))
-            }
-            do {
-                body = try filter.decode(body, maximumSize: maximumMessageSize, allocator: allocator)
-            } catch let error as FerryFilterError {
-                throw FerryProtocolError.filter(error)
-            } catch {
-                throw FerryProtocolError.filter(.corrupt(filter: id, reason: "\(error)"))
-            }
-        }
+        let body = try filters.undo(filterIDs, on: body, maximumSize: maximumMessageSize, allocator: allocator)
         return FerryMessage(
             type: FerryMessageType(rawValue: type), seq: seq, serviceMethod: serviceMethod, status: status, meta: meta,
             bodyCodec: FerryCodecID(rawValue: bodyCodec), body: body, filters: filterIDs
