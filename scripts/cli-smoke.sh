@@ -34,6 +34,10 @@ run_expect "missing body file"       64 "no readable file"      -- "$FERRY" call
 run_expect "--etcd needs --service"  64 "etcd needs --service"  -- "$FERRY" serve --etcd http://127.0.0.1:1
 run_expect "serve usage on errors"   64 "Usage: ferry serve"    -- "$FERRY" serve --listen nowhere
 run_expect "TLS serve needs a cert"  64 "needs --tls-cert"      -- "$FERRY" serve --tls
+run_expect "--ws needs HOST:PORT"    64 "ws must be HOST:PORT"  -- "$FERRY" serve --ws nowhere
+run_expect "--ws-path needs a /"     64 "ws-path must be a path" -- "$FERRY" serve --ws 127.0.0.1:0 --ws-path ws
+run_expect "--ws-proto json or pb"   64 "ws-proto"              -- "$FERRY" serve --ws 127.0.0.1:0 --ws-proto xml
+run_expect "--ws-proto needs ws://"  64 "ws-proto applies to ws:// and wss://" -- "$FERRY" call 127.0.0.1:1 /echo --ws-proto pb
 
 echo "== ferry demo"
 "$FERRY" demo
@@ -99,6 +103,63 @@ echo "ok   --output json error status"
 kill -INT $SERVER
 wait $SERVER
 
+echo "== ferry serve --ws + ferry call ws://"
+WS_TCP_PORT=$(free_port); WS_PORT=$(free_port)
+"$FERRY" serve --listen "127.0.0.1:$WS_TCP_PORT" --ws "127.0.0.1:$WS_PORT" >"$WORK/ws.log" 2>&1 &
+WS_SERVER=$!
+PIDS="$PIDS $WS_SERVER"
+for _ in $(seq 1 100); do grep -qs "listening on" "$WORK/ws.log" && break; sleep 0.1; done
+grep -q "listening on 127.0.0.1:$WS_TCP_PORT and ws://127.0.0.1:$WS_PORT/ws (pid $WS_SERVER, WebSocket sub-protocol json)" "$WORK/ws.log" \
+    || { echo "FAIL serve --ws line"; cat "$WORK/ws.log"; exit 1; }
+echo "ok   serve --ws names the ws:// URL"
+WS="ws://127.0.0.1:$WS_PORT/ws"
+run_expect "ws math/add"             0 "body: 3"          -- "$FERRY" call "$WS" /math/add '{"a":1,"b":2}'
+run_expect "ws echo keeps meta"      0 "meta: k=v&x=a b"  -- "$FERRY" call "$WS" /echo hi --codec plain --meta k=v --meta 'x=a b'
+run_expect "ws error status"         1 "1234"             -- "$FERRY" call "$WS" /fail
+run_expect "ws unknown route"        1 "404"              -- "$FERRY" call "$WS" /no/such/route
+run_expect "ws timeout"              1 "408"              -- "$FERRY" call "$WS" /slow 3000 --timeout 200ms
+run_expect "ws push"                 0 "pushed /chat/say" -- "$FERRY" call "$WS" /chat/say '"hello"' --push
+run_expect "TCP beside WebSocket"    0 "body: 3"          -- "$FERRY" call "127.0.0.1:$WS_TCP_PORT" /math/add '{"a":1,"b":2}'
+out=$("$FERRY" call "$WS" /echo -d '"hi"' --meta k=v --output json)
+python3 - "$out" "$WS" <<'PY' || { echo "FAIL --output json over ws"; echo "$out"; exit 1; }
+import json, sys
+o = json.loads(sys.argv[1])
+assert o["status"]["code"] == 0 and o["body"] == '"hi"', o
+assert {"key": "k", "value": "v"} in o["meta"], o["meta"]
+assert o["node"] == {"address": sys.argv[2]}, o["node"]
+PY
+echo "ok   --output json over ws names the ws:// node"
+run_expect "ws wrong path"           2 "refused the WebSocket upgrade: HTTP 404 Not Found: no WebSocket endpoint at this path" \
+    -- "$FERRY" call "ws://127.0.0.1:$WS_PORT/nope" /echo
+out=$("$FERRY" call "ws://127.0.0.1:$WS_PORT/nope" /echo --output json) && { echo "FAIL wrong ws path exits 0"; exit 1; }
+python3 -c 'import json, sys; s = json.loads(sys.argv[1])["status"]; assert s["code"] == 105 and "HTTP 404" in s["cause"], s' "$out" \
+    || { echo "FAIL --output json wrong ws path"; echo "$out"; exit 1; }
+echo "ok   --output json wrong ws path (105, HTTP 404)"
+run_expect "ws:// to a raw port"     2 "call HOST:PORT without ws://" -- "$FERRY" call "ws://127.0.0.1:$WS_TCP_PORT/ws" /echo
+run_expect "raw call to a ws port"   1 "call ws://HOST:PORT/PATH" -- "$FERRY" call "127.0.0.1:$WS_PORT" /echo
+run_expect "sub-protocols differ"    1 "check that --ws-proto matches" -- "$FERRY" call "$WS" /echo hi --ws-proto pb
+kill -INT $WS_SERVER
+wait $WS_SERVER
+
+# The protobuf sub-protocol on another path: binary bodies and transfer filters travel as they are.
+PB_PORT=$(free_port)
+"$FERRY" serve --listen "127.0.0.1:$(free_port)" --ws "127.0.0.1:$PB_PORT" --ws-path /rpc --ws-proto pb >"$WORK/ws-pb.log" 2>&1 &
+PB_SERVER=$!
+PIDS="$PIDS $PB_SERVER"
+for _ in $(seq 1 100); do grep -qs "listening on" "$WORK/ws-pb.log" && break; sleep 0.1; done
+grep -q "and ws://127.0.0.1:$PB_PORT/rpc (pid $PB_SERVER, WebSocket sub-protocol pb)" "$WORK/ws-pb.log" \
+    || { echo "FAIL serve --ws-proto pb line"; cat "$WORK/ws-pb.log"; exit 1; }
+PB="ws://127.0.0.1:$PB_PORT/rpc"
+run_expect "ws pb math/add"          0 "body: 3"  -- "$FERRY" call "$PB" /math/add '{"a":1,"b":2}' --ws-proto pb
+run_expect "ws pb gzip and md5"      0 "body: hi" -- "$FERRY" call "$PB" /echo hi --codec plain --filter g --filter m --ws-proto pb
+out=$(printf '\377\376' | "$FERRY" call "$PB" /echo -d @- --codec plain --ws-proto pb --output json)
+python3 -c 'import json, sys; o = json.loads(sys.argv[1]); assert o["status"]["code"] == 0 and o["body"] == "//4=", o' "$out" \
+    || { echo "FAIL binary body over ws pb"; echo "$out"; exit 1; }
+echo "ok   binary body over ws pb (--output json, base64)"
+run_expect "json caller, pb server"  1 "check that --ws-proto matches" -- "$FERRY" call "$PB" /echo '"hi"'
+kill -INT $PB_SERVER
+wait $PB_SERVER
+
 echo "== ferry call against what is not a Ferry peer"
 HTTP_PORT_FILE="$WORK/http.port"
 python3 -u -c '
@@ -145,8 +206,8 @@ if command -v openssl >/dev/null 2>&1; then
         openssl req -newkey rsa:2048 -nodes -keyout client.key -out client.csr -subj "/CN=ferry smoke client"
         openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out client.pem -days 1
     ) >/dev/null 2>&1
-    TLS_PORT=$(free_port)
-    "$FERRY" serve --listen "127.0.0.1:$TLS_PORT" --tls-cert "$WORK/server.pem" --tls-key "$WORK/server.key" --token sesame \
+    TLS_PORT=$(free_port); WSS_PORT=$(free_port)
+    "$FERRY" serve --listen "127.0.0.1:$TLS_PORT" --ws "127.0.0.1:$WSS_PORT" --tls-cert "$WORK/server.pem" --tls-key "$WORK/server.key" --token sesame \
         >"$WORK/tls.log" 2>&1 &
     PIDS="$PIDS $!"
     TLS_SERVER=$!
@@ -158,6 +219,14 @@ if command -v openssl >/dev/null 2>&1; then
     run_expect "wrong token refused"       2 "401"                  -- "$FERRY" call "$TLS" /echo --tls-ca "$WORK/ca.pem" --token wrong
     run_expect "no token refused"          1 "401"                  -- "$FERRY" call "$TLS" /echo --tls-ca "$WORK/ca.pem"
     run_expect "plain call to TLS named"   2 "looks like a TLS server" -- "$FERRY" call "$TLS" /echo --token sesame
+    grep -q "listening on $TLS and wss://127.0.0.1:$WSS_PORT/ws" "$WORK/tls.log" || { echo "FAIL wss line"; cat "$WORK/tls.log"; exit 1; }
+    echo "ok   serve --ws with TLS names the wss:// URL"
+    WSS="wss://127.0.0.1:$WSS_PORT/ws"
+    run_expect "wss call with the CA"      0 "body: 3"              -- "$FERRY" call "$WSS" /math/add '{"a":1,"b":2}' --tls-ca "$WORK/ca.pem" --token sesame
+    run_expect "wss with json output"      0 "\"address\":\"$WSS\"" -- "$FERRY" call "$WSS" /echo -d '"hi"' --tls-ca "$WORK/ca.pem" --token sesame --output json
+    run_expect "ws:// with --tls-ca"       0 "body: 3"              -- "$FERRY" call "ws://127.0.0.1:$WSS_PORT/ws" /math/add '{"a":1,"b":2}' --tls-ca "$WORK/ca.pem" --token sesame
+    run_expect "wss untrusted certificate" 2 "dial failed"          -- "$FERRY" call "$WSS" /echo --token sesame
+    run_expect "wss wrong token refused"   2 "401"                  -- "$FERRY" call "$WSS" /echo --tls-ca "$WORK/ca.pem" --token wrong
     kill -INT $TLS_SERVER
     wait $TLS_SERVER
 

@@ -16,12 +16,14 @@ struct CallCommand: AsyncParsableCommand {
               echo '{"a":1,"b":2}' | ferry call 127.0.0.1:9090 /math/add -d @-
               ferry call math /math/add '{"a":1,"b":2}' --etcd http://127.0.0.1:2379
               ferry call 127.0.0.1:9090 /echo hi --tls-ca ca.pem --token SECRET
+              ferry call ws://127.0.0.1:9091/ws /math/add '{"a":1,"b":2}' [--ws-proto pb]
+              ferry call wss://example.com/ws /echo hi [--tls-ca ca.pem]
             The body is sent as given, with the chosen codec id. Exits 1 when the reply status is \
             not OK, 2 when no call could be made (dial failed, etcd unreachable, no node).
             """
     )
 
-    @Argument(help: "The server (HOST:PORT, [IPv6]:PORT or unix:PATH), or a service name with --etcd.")
+    @Argument(help: "The server (HOST:PORT, [IPv6]:PORT, unix:PATH, ws://HOST:PORT/PATH or wss://…), or a service name with --etcd.")
     var address: String
 
     @Argument(help: "The route, e.g. /math/add.")
@@ -54,6 +56,9 @@ struct CallCommand: AsyncParsableCommand {
     @Flag(help: "Send a PUSH instead of a CALL.")
     var push = false
 
+    @Option(help: "WebSocket sub-protocol of a ws:// or wss:// server: json or pb (protobuf); it must match the server's.")
+    var wsProto: WebSocketSubprotocolOption?
+
     @OptionGroup(title: "TLS") var tls: TLSOptions
 
     @OptionGroup var auth: AuthOptions
@@ -63,8 +68,12 @@ struct CallCommand: AsyncParsableCommand {
     @OptionGroup var logging: LoggingOptions
 
     func validate() throws {
-        if FerryAddress(address) == nil && etcd.urls.isEmpty {
-            throw ValidationError("address must be HOST:PORT or unix:PATH (or a service name with --etcd), got \(address)")
+        if target == nil && etcd.urls.isEmpty {
+            throw ValidationError(
+                "address must be HOST:PORT, unix:PATH, ws://HOST:PORT/PATH or wss://HOST:PORT/PATH (or a service name with --etcd), got \(address)")
+        }
+        if wsProto != nil, let target, !target.isWebSocket {
+            throw ValidationError("--ws-proto applies to ws:// and wss:// addresses, not to \(address)")
         }
         if body != nil && data != nil {
             throw ValidationError("give the body as an argument or with -d, not both")
@@ -73,7 +82,12 @@ struct CallCommand: AsyncParsableCommand {
             throw ValidationError("-d @\(path): no readable file at \(path)")
         }
         _ = try callOptions()
-        _ = try tls.clientConfiguration()
+        _ = try tls.clientConfiguration(required: target?.requiresTLS ?? false)
+    }
+
+    /// The server named by the address argument; nil for a service name.
+    private var target: CallTarget? {
+        CallTarget(address)
     }
 
     func run() async throws {
@@ -92,20 +106,24 @@ struct CallCommand: AsyncParsableCommand {
         let answering = AnsweringNode(route: route)
         let logger = Logger(label: "ferry.call")
         let peer = FerryPeer(
-            configuration: .init(dialTimeout: options.timeout ?? .seconds(5), auth: auth.dialling, hooks: .init(beforeWrite: answering.hook)),
+            configuration: .init(
+                dialTimeout: options.timeout ?? .seconds(5), webSocket: .init(subprotocol: (wsProto ?? .json).subprotocol),
+                auth: auth.dialling, hooks: .init(beforeWrite: answering.hook)),
             logger: logger)
         try await closing(peer.close) {
-            if let target = FerryAddress(address) {
+            if let target {
+                let tlsConfiguration = try tls.clientConfiguration(required: target.requiresTLS)
+                let node = CallReport.Node(address: target.address.displayed(tls: tlsConfiguration != nil))
                 let session: FerrySession
                 do {
-                    session = try await peer.dial(target, tls: try tls.clientConfiguration(), serverHostname: tls.serverName)
+                    session = try await peer.dial(target.address, tls: tlsConfiguration, serverHostname: tls.serverName)
                 } catch let status as FerryStatus {
-                    let report = CallReport(route: route, failure: status, node: .init(address: target.description))
+                    let report = CallReport(route: route, failure: status, node: node)
                     print(output == .json ? report.json : "dial failed: \(status.explained)")
                     throw ExitCode(2)
                 }
                 try await closing(session.close) {
-                    try await send(body, through: session, options: options) { .init(address: target.description) }
+                    try await send(body, through: session, options: options) { node }
                 }
             } else {
                 let registry = try await reachableRegistry(timeout: options.timeout ?? .seconds(5), logger: logger)
@@ -134,9 +152,9 @@ struct CallCommand: AsyncParsableCommand {
                 report = CallReport(route: route, reply: try await caller.rawCall(route, body: body, codec: codec, options: options), node: node())
             }
         } catch let status as FerryStatus {
-            report = CallReport(route: route, failure: status, node: node())
+            report = CallReport(route: route, failure: target?.isWebSocket == true ? status.explainedOverWebSocket : status, node: node())
         }
-        print(output == .json ? report.json : report.text(showsNode: FerryAddress(address) == nil))
+        print(output == .json ? report.json : report.text(showsNode: target == nil))
         if report.status.code != 0 { throw ExitCode(1) }
     }
 

@@ -17,6 +17,8 @@ struct ServeCommand: AsyncParsableCommand {
             SIGUSR2 restarts without downtime (a new process takes over the listening socket).
             With TLS: ferry serve --tls-cert server.pem --tls-key server.key [--tls-ca ca.pem to \
             require client certificates] [--token SECRET to require the auth handshake].
+            Over WebSocket as well: ferry serve --ws 127.0.0.1:9091 [--ws-path /ws] [--ws-proto json|pb] \
+            serves the same routes at ws://127.0.0.1:9091/ws (wss:// with the TLS options).
             """
     )
 
@@ -25,6 +27,15 @@ struct ServeCommand: AsyncParsableCommand {
 
     @Option(help: "Listen on this Unix domain socket path instead of TCP.")
     var unix: String?
+
+    @Option(help: "Serve over WebSocket as well, on this HOST:PORT (wss with the TLS options).")
+    var ws: String?
+
+    @Option(help: "The path of the WebSocket endpoint (with --ws).")
+    var wsPath: String = "/ws"
+
+    @Option(help: "WebSocket sub-protocol (with --ws): json or pb (protobuf); callers must use the same.")
+    var wsProto: WebSocketSubprotocolOption = .json
 
     @Option(help: "How long a shutdown or restart lets in-flight calls finish, e.g. 10s.")
     var drainTimeout: String = "10s"
@@ -43,6 +54,12 @@ struct ServeCommand: AsyncParsableCommand {
     func validate() throws {
         if unix == nil, FerryAddress(listen) == nil {
             throw ValidationError("--listen must be HOST:PORT, got \(listen)")
+        }
+        if let ws {
+            guard case .tcp = FerryAddress(ws) else { throw ValidationError("--ws must be HOST:PORT, got \(ws)") }
+        }
+        if !wsPath.hasPrefix("/") || wsPath.contains(where: { $0 == "?" || $0 == "#" || $0.isWhitespace }) {
+            throw ValidationError("--ws-path must be a path starting with /, without a query, got \(wsPath)")
         }
         _ = try durationOption(drainTimeout, named: "--drain-timeout", zeroAllowed: true)
         if service != nil && etcd.urls.isEmpty { throw ValidationError("--service needs --etcd") }
@@ -74,10 +91,21 @@ struct ServeCommand: AsyncParsableCommand {
                 logger.warning("could not deregister", metadata: ["error": "\(error)"])
             }
         })
-        let peer = FerryPeer(configuration: .init(auth: auth.listening, hooks: hooks, drainTimeout: drain, restartsOnSIGUSR2: true), logger: logger)
+        let peer = FerryPeer(
+            configuration: .init(
+                webSocket: .init(subprotocol: wsProto.subprotocol), auth: auth.listening, hooks: hooks, drainTimeout: drain,
+                restartsOnSIGUSR2: true),
+            logger: logger)
         DemoRoutes.install(on: peer.router)
-        let listener = try await peer.listen(address, tls: try tls.serverConfiguration())
-        printNow("ferry serve: listening on \(listener.address) (pid \(ProcessInfo.processInfo.processIdentifier)); routes: \(peer.router.routes.map(\.description).joined(separator: ", "))")
+        let tlsConfiguration = try tls.serverConfiguration()
+        let listener = try await peer.listen(address, tls: tlsConfiguration)
+        var places = listener.address.description
+        if let ws, case .tcp(let host, let port) = FerryAddress(ws) {
+            let webSocketListener = try await peer.listen(.webSocket(host: host, port: port, path: wsPath), tls: tlsConfiguration)
+            places += " and \(webSocketListener.address.displayed(tls: tlsConfiguration != nil))"
+        }
+        let webSocketNote = ws == nil ? "" : ", WebSocket sub-protocol \(wsProto.rawValue)"
+        printNow("ferry serve: listening on \(places) (pid \(ProcessInfo.processInfo.processIdentifier)\(webSocketNote)); routes: \(peer.router.routes.map(\.description).joined(separator: ", "))")
         if let registry, let service {
             let node = FerryNode(service: service, address: listener.address, router: peer.router)
             try await registry.register(node)

@@ -29,9 +29,10 @@ struct TLSOptions: ParsableArguments {
         }
     }
 
-    /// The configuration to dial with, or nil without TLS.
-    func clientConfiguration() throws -> TLSConfiguration? {
-        guard isEnabled else { return nil }
+    /// The configuration to dial with, or nil without TLS. `required` turns TLS on without any
+    /// option (a `wss://` address), trusting the system's authorities unless `--tls-ca` says.
+    func clientConfiguration(required: Bool = false) throws -> TLSConfiguration? {
+        guard isEnabled || required else { return nil }
         var configuration = TLSConfiguration.makeClientConfiguration()
         if let tlsCa {
             configuration.trustRoots = .certificates(try certificates(tlsCa, option: "--tls-ca"))
