@@ -94,8 +94,38 @@ struct WebSocketTransportTests {
         let refused = await statusThrown { try await client.dial(.webSocket(host: host, port: port, path: "/elsewhere")) }
         #expect(refused?.code == .dialFailed)
         #expect(refused?.cause.contains("404") == true, "\(String(describing: refused))")
-        await client.close()
         await server.close()
+        let nobody = await statusThrown { try await client.dial(address) }
+        #expect(nobody?.code == .dialFailed, "nothing listens any more: \(String(describing: nobody))")
+        await client.close()
+    }
+
+    @Test("a WebSocket session redials after its server restarts, keeps its ID, and calls go on; a graceful shutdown refuses new calls with 106")
+    func redialAndShutdown() async throws {
+        let (first, address) = try await Self.server()
+        let client = FerryPeer(
+            configuration: FerryPeer.Configuration(
+                redial: FerryPeer.Redial(maximumAttempts: 40, baseDelay: .milliseconds(50), maximumDelay: .milliseconds(200))),
+            logger: quietLogger())
+        let session = try await client.dial(address)
+        session.setID("browser-1")
+        #expect(try await session.call("/math/add", AddArgs(a: 1, b: 1), as: Int.self) == 2)
+
+        await first.close()
+        #expect(await eventually { !session.isActive })
+        let second = FerryPeer(logger: quietLogger())
+        addStandardRoutes(second.router)
+        _ = try await second.listen(address)
+        #expect(await eventually { session.isActive }, "the session upgraded a new connection by itself")
+        #expect(session.id == "browser-1")
+        #expect(try await session.call("/math/add", AddArgs(a: 2, b: 2), as: Int.self) == 4)
+
+        // Drain: the server says go away; with nowhere to move, new calls are refused unhandled.
+        let draining = Task { await second.shutdown(drainTimeout: .seconds(30)) }
+        #expect(await eventually { second.isDraining })
+        await draining.value
+        #expect(second.hub.count == 0, "the drained server holds no session")
+        await client.close()
     }
 
     @Test("shouldUpgrade sees the request: a wrong Origin or a missing token gets 403 before any session; the right ones connect")

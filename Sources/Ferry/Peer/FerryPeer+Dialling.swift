@@ -61,7 +61,7 @@ extension FerryPeer {
     func connect(_ target: DialTarget, reusing existing: FerrySession?) async throws -> any Channel {
         let address = target.address
         // Over WebSocket the session exists once the server agreed to the upgrade.
-        let webSocketUpgrade = Mutex<EventLoopFuture<Void>?>(nil)
+        let webSocketUpgrade = Mutex<EventLoopPromise<Void>?>(nil)
         var bootstrap = ClientBootstrap(group: eventLoopGroup)
             .connectTimeout(TimeAmount(configuration.dialTimeout))
             .channelOption(.writeBufferWaterMark, value: waterMark)
@@ -74,7 +74,7 @@ extension FerryPeer {
                     }
                     if case .webSocket(let host, let port, let path) = address {
                         let upgraded = channel.eventLoop.makePromise(of: Void.self)
-                        webSocketUpgrade.withLock { $0 = upgraded.futureResult }
+                        webSocketUpgrade.withLock { $0 = upgraded }
                         try addWebSocketClientHandlers(to: channel, host: host, port: port, path: path, upgraded: upgraded) { [self] channel in
                             let session = existing ?? FerrySession(channel: channel, peer: self, isDialled: true, remoteAddress: address.description, dialTarget: target)
                             try addWebSocketSessionHandlers(to: channel, session: session, isClient: true)
@@ -95,9 +95,12 @@ extension FerryPeer {
                 channel = try await bootstrap.connect(unixDomainSocketPath: path).get()
             }
         } catch {
-            throw FerryStatus.dialFailed("\(address): \(error)", underlyingError: error)
+            // A connection that never came up never asked for its upgrade: that ends here too.
+            let status = FerryStatus.dialFailed("\(address): \(error)", underlyingError: error)
+            webSocketUpgrade.withLock { $0 }?.fail(status)
+            throw status
         }
-        if let upgrade = webSocketUpgrade.withLock({ $0 }) {
+        if let upgrade = webSocketUpgrade.withLock({ $0?.futureResult }) {
             // A server that never answers the upgrade is given the dial timeout.
             let giveUp = channel.eventLoop.scheduleTask(in: TimeAmount(configuration.dialTimeout)) { channel.close(promise: nil) }
             defer { giveUp.cancel() }
