@@ -78,6 +78,20 @@ struct WebSocketTransportTests {
         await server.close()
     }
 
+    @Test("ends on different sub-protocols: the server closes with 1002 and says why, and the caller's 102 carries it")
+    func subprotocolMismatch() async throws {
+        var protobuf = FerryPeer.Configuration()
+        protobuf.webSocket.subprotocol = .protobuf
+        let (server, address) = try await Self.server(protobuf)
+        let client = FerryPeer(logger: quietLogger())
+        let session = try await client.dial(address)
+        let status = await statusThrown { try await session.call("/math/add", AddArgs(a: 1, b: 2), as: Int.self) }
+        #expect(status?.code == .connectionClosed)
+        #expect(status?.cause.contains("closed the WebSocket with 1002") == true, "\(String(describing: status))")
+        await client.close()
+        await server.close()
+    }
+
     @Test("plain HTTP gets 426 on the WebSocket path and 404 elsewhere; a dial to the wrong path fails with 105")
     func plainHTTPIsRefused() async throws {
         let (server, address) = try await Self.server()

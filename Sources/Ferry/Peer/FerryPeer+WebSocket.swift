@@ -167,7 +167,9 @@ extension FerryPeer {
             NIOWebSocketFrameAggregator(
                 minNonFinalFragmentSize: 0, maxAccumulatedFrameCount: 1 << 16,
                 maxAccumulatedFrameSize: configuration.webSocket.maximumMessageSize),
-            WebSocketMessageBridge(proto: webSocketProto, isClient: isClient) { sessionHandler.receive($0, context: $1) },
+            WebSocketMessageBridge(
+                proto: webSocketProto, isClient: isClient, deliver: { sessionHandler.receive($0, context: $1) },
+                remoteClosed: { session.recordCloseReason($0) }),
             encoder,
             sessionHandler,
         ])

@@ -21,12 +21,18 @@ final class WebSocketMessageBridge: ChannelDuplexHandler {
     private let proto: FerryWebSocketProto
     private let isClient: Bool
     private let deliver: (FerryMessage, ChannelHandlerContext) -> Void
+    /// Told why the remote closed, in its own words (its close code and reason).
+    private let remoteClosed: (String) -> Void
     private var closeSent = false
 
-    init(proto: FerryWebSocketProto, isClient: Bool, deliver: @escaping (FerryMessage, ChannelHandlerContext) -> Void) {
+    init(
+        proto: FerryWebSocketProto, isClient: Bool, deliver: @escaping (FerryMessage, ChannelHandlerContext) -> Void,
+        remoteClosed: @escaping (String) -> Void
+    ) {
         self.proto = proto
         self.isClient = isClient
         self.deliver = deliver
+        self.remoteClosed = remoteClosed
     }
 
     // MARK: Inbound
@@ -56,6 +62,8 @@ final class WebSocketMessageBridge: ChannelDuplexHandler {
             // echo), then close.
             var data = frame.unmaskedData
             let code = data.readWebSocketErrorCode() ?? .normalClosure
+            let reason = data.readString(length: data.readableBytes).flatMap { $0.isEmpty ? nil : $0 }
+            remoteClosed("the remote closed the WebSocket with \(UInt16(webSocketErrorCode: code))\(reason.map { ": \($0)" } ?? "")")
             close(context, code: code, reason: nil)
         default:
             break
