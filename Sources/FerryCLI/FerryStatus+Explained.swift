@@ -17,14 +17,13 @@ extension FerryStatus {
         return status
     }
 
-    /// This status as the outcome of a call over WebSocket: a connection that closed with the
-    /// call unanswered most often means the server could not read the message, which is what a
-    /// sub-protocol other than the server's looks like (the library reports only "closed").
-    /// ``explained`` still applies after it.
+    /// This status as the outcome of a call over WebSocket: a server that closed with 1002
+    /// (protocol error) could not read the call, which is what a sub-protocol other than the
+    /// server's looks like. ``explained`` still applies after it.
     var explainedOverWebSocket: FerryStatus {
         var status = self
-        if code == .connectionClosed, cause == "closed" {
-            status.cause = "closed before the reply: if the server was not stopping, it could not read the call; check that --ws-proto matches its sub-protocol (json by default)"
+        if code == .connectionClosed, cause.contains("closed the WebSocket with 1002") {
+            status.cause = "\(cause): the server could not read the call; check that --ws-proto matches its sub-protocol (json by default)"
         }
         return status
     }
