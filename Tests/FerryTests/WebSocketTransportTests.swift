@@ -142,6 +142,21 @@ struct WebSocketTransportTests {
         await client.close()
     }
 
+    @Test("the session's timers run over WebSocket too: an idle WebSocket session is closed by the server's idle timeout, which says why")
+    func idleTimeoutOverWebSocket() async throws {
+        let logs = LogStore()
+        let server = FerryPeer(configuration: FerryPeer.Configuration(idleTimeout: .seconds(1)), logger: logs.logger(label: "server"))
+        addStandardRoutes(server.router)
+        let listener = try await server.listen(.webSocket(host: "127.0.0.1", port: 0, path: Self.path))
+        let client = FerryPeer(logger: quietLogger())
+        let session = try await client.dial(listener.address)
+        #expect(try await session.call("/math/add", AddArgs(a: 1, b: 1), as: Int.self) == 2)
+        #expect(await eventually(timeout: .seconds(30)) { !session.isActive })
+        #expect(await closeReasonLogged(logs, containing: "idle", timeout: .seconds(30)) != nil)
+        await client.close()
+        await server.close()
+    }
+
     @Test("shouldUpgrade sees the request: a wrong Origin or a missing token gets 403 before any session; the right ones connect")
     func upgradeHook() async throws {
         var configuration = FerryPeer.Configuration()
