@@ -157,6 +157,21 @@ struct WebSocketTransportTests {
         await server.close()
     }
 
+    @Test("a connection that does not upgrade within the read timeout is closed, and its slot under maximumConnections is freed")
+    func silentHTTPClientIsClosed() async throws {
+        let (server, address) = try await Self.server(
+            FerryPeer.Configuration(readTimeout: .milliseconds(200), limits: FerryPeer.Limits(maximumConnections: 1)))
+        guard case .webSocket(let host, let port, _) = address else { return }
+        let silent = try await RawConnection.connect(to: .tcp(host: host, port: port))
+        #expect(await silent.waitUntilClosed(timeout: .seconds(30)), "a client that never asks for the upgrade is closed")
+        let client = FerryPeer(logger: quietLogger())
+        let session = try await client.dial(address)
+        #expect(try await session.call("/math/add", AddArgs(a: 3, b: 4), as: Int.self) == 7, "the freed slot takes a new connection")
+        await silent.close()
+        await client.close()
+        await server.close()
+    }
+
     @Test("shouldUpgrade sees the request: a wrong Origin or a missing token gets 403 before any session; the right ones connect")
     func upgradeHook() async throws {
         var configuration = FerryPeer.Configuration()

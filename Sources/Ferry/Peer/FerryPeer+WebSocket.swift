@@ -61,6 +61,25 @@ extension FerryPeer {
 
     // MARK: Accepting
 
+    /// Sets up a connection accepted by a WebSocket listener on `path`. It was counted at
+    /// accept and becomes a session once the upgrade succeeds. A connection that ends before
+    /// that releases its count here; one that has not upgraded within the read timeout (30 s
+    /// when there is none) is closed, so silent or slow HTTP clients cannot pile up.
+    func acceptWebSocketConnection(on channel: any Channel, path: String, remoteAddress: String) throws {
+        let upgraded = NIOLoopBoundBox(false, eventLoop: channel.eventLoop)
+        try addWebSocketServerHandlers(to: channel, path: path, remoteAddress: remoteAddress) { [self] channel in
+            _ = try acceptSession(on: channel, remoteAddress: remoteAddress, overWebSocket: true)
+            upgraded.value = true
+        }
+        let giveUp = channel.eventLoop.scheduleTask(in: TimeAmount(configuration.readTimeout ?? .seconds(30))) {
+            if !upgraded.value { channel.close(promise: nil) }
+        }
+        channel.closeFuture.whenComplete { [self] _ in
+            giveUp.cancel()
+            if !upgraded.value { acceptedConnections.release() }
+        }
+    }
+
     /// Sets up an accepted connection for a WebSocket listener on `path`: HTTP/1.1 until a
     /// WebSocket upgrade on that path, then a session. A request that is not an upgrade to
     /// `path` gets an HTTP error and the connection closes. `onUpgrade` makes the session.

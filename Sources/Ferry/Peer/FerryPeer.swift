@@ -147,16 +147,7 @@ public final class FerryPeer: Sendable {
                             try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: sslContext))
                         }
                         if case .webSocket(_, _, let path) = address {
-                            // Counted at accept; released here when the connection ends before
-                            // it became a session (the session releases it otherwise).
-                            let upgraded = NIOLoopBoundBox(false, eventLoop: channel.eventLoop)
-                            channel.closeFuture.whenComplete { [self] _ in
-                                if !upgraded.value { acceptedConnections.release() }
-                            }
-                            try addWebSocketServerHandlers(to: channel, path: path, remoteAddress: remote) { [self] channel in
-                                _ = try acceptSession(on: channel, remoteAddress: remote, overWebSocket: true)
-                                upgraded.value = true
-                            }
+                            try acceptWebSocketConnection(on: channel, path: path, remoteAddress: remote)
                         } else {
                             _ = try acceptSession(on: channel, remoteAddress: remote)
                         }
@@ -218,7 +209,7 @@ public final class FerryPeer: Sendable {
     }
 
     /// Makes the session of an accepted connection (already counted) and starts it.
-    private func acceptSession(on channel: any Channel, remoteAddress: String, overWebSocket: Bool = false) throws -> FerrySession {
+    func acceptSession(on channel: any Channel, remoteAddress: String, overWebSocket: Bool = false) throws -> FerrySession {
         let session = FerrySession(channel: channel, peer: self, isDialled: false, remoteAddress: remoteAddress, dialTarget: nil)
         if overWebSocket {
             try addWebSocketSessionHandlers(to: channel, session: session, isClient: false)

@@ -41,7 +41,7 @@ final class WebSocketMessageBridge: ChannelDuplexHandler {
         let frame = unwrapInboundIn(data)
         switch frame.opcode {
         case .binary, .text:
-            var payload = frame.unmaskedData
+            let payload = frame.unmaskedData
             if frame.opcode == .text, !Self.isValidUTF8(payload) {
                 close(context, code: .dataInconsistentWithMessage, reason: "a text message that is not UTF-8")
                 return
@@ -49,7 +49,6 @@ final class WebSocketMessageBridge: ChannelDuplexHandler {
             do {
                 deliver(try proto.decodeMessage(payload), context)
             } catch {
-                payload.clear()
                 close(context, code: .protocolError, reason: "\(error)")
                 context.fireErrorCaught(error)
             }
