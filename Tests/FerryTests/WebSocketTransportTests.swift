@@ -145,7 +145,8 @@ struct WebSocketTransportTests {
     @Test("the session's timers run over WebSocket too: an idle WebSocket session is closed by the server's idle timeout, which says why")
     func idleTimeoutOverWebSocket() async throws {
         let logs = LogStore()
-        let server = FerryPeer(configuration: FerryPeer.Configuration(idleTimeout: .seconds(1)), logger: logs.logger(label: "server"))
+        // Long enough for the dial and the first call to finish on a busy machine.
+        let server = FerryPeer(configuration: FerryPeer.Configuration(idleTimeout: .seconds(3)), logger: logs.logger(label: "server"))
         addStandardRoutes(server.router)
         let listener = try await server.listen(.webSocket(host: "127.0.0.1", port: 0, path: Self.path))
         let client = FerryPeer(logger: quietLogger())
@@ -159,8 +160,10 @@ struct WebSocketTransportTests {
 
     @Test("a connection that does not upgrade within the read timeout is closed, and its slot under maximumConnections is freed")
     func silentHTTPClientIsClosed() async throws {
+        // The timeout is also what the real client below has for its upgrade: seconds, for a
+        // busy machine.
         let (server, address) = try await Self.server(
-            FerryPeer.Configuration(readTimeout: .milliseconds(200), limits: FerryPeer.Limits(maximumConnections: 1)))
+            FerryPeer.Configuration(readTimeout: .seconds(3), limits: FerryPeer.Limits(maximumConnections: 1)))
         guard case .webSocket(let host, let port, _) = address else { return }
         let silent = try await RawConnection.connect(to: .tcp(host: host, port: port))
         #expect(await silent.waitUntilClosed(timeout: .seconds(30)), "a client that never asks for the upgrade is closed")
