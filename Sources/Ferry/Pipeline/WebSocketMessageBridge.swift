@@ -98,16 +98,16 @@ final class WebSocketMessageBridge: ChannelDuplexHandler {
             promise?.fail(ChannelError.ioOnClosedChannel)
             return
         }
-        // Each payload is a slice of the batch: no copy.
-        var frames: [WebSocketFrame] = []
+        // Each payload is a slice of the batch: no copy. The write's promise goes with the last.
+        var previous: WebSocketFrame?
         while let length = batch.readInteger(as: UInt32.self), let payload = batch.readSlice(length: Int(length)) {
-            frames.append(WebSocketFrame(fin: true, opcode: .binary, data: payload))
+            if let previous { send(previous, context: context, promise: nil) }
+            previous = WebSocketFrame(fin: true, opcode: .binary, data: payload)
         }
-        guard let last = frames.popLast() else {
+        guard let last = previous else {
             promise?.succeed()
             return
         }
-        for frame in frames { send(frame, context: context, promise: nil) }
         send(last, context: context, promise: promise)
     }
 
