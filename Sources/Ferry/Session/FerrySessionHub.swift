@@ -68,8 +68,18 @@ public final class FerrySessionHub: Sendable {
         } catch {
             throw FerryStatus.badMessage("cannot encode the body: \(error)")
         }
-        return await withTaskGroup(of: Bool.self) { group in
-            var next = targets.makeIterator()
+        return await Self.push(serviceMethod, body: body, codec: codec, to: targets, options: options)
+    }
+
+    /// Pushes an encoded body to each of `sessions` (of any peer), at most
+    /// ``maximumConcurrentPushes`` at a time. Returns how many sessions the push was written to;
+    /// failures on single sessions do not stop the others.
+    public static func push(
+        _ serviceMethod: String, body: ByteBuffer, codec: FerryCodecID, to sessions: [FerrySession],
+        options: FerryCallOptions = FerryCallOptions()
+    ) async -> Int {
+        await withTaskGroup(of: Bool.self) { group in
+            var next = sessions.makeIterator()
             func addPush() -> Bool {
                 guard let session = next.next() else { return false }
                 group.addTask {
@@ -77,7 +87,7 @@ public final class FerrySessionHub: Sendable {
                 }
                 return true
             }
-            for _ in 0..<Self.maximumConcurrentPushes where !addPush() { break }
+            for _ in 0..<maximumConcurrentPushes where !addPush() { break }
             var delivered = 0
             while let written = await group.next() {
                 if written { delivered += 1 }

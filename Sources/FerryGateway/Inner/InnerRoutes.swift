@@ -1,0 +1,95 @@
+import Ferry
+import NIOCore
+
+extension FerryGateway {
+    /// The routes of the gateway's inner listener, which internal services call to reach
+    /// connected users. Pushes here are best effort: written to the sessions connected now.
+    ///
+    /// - ``push``: pushes the call's body, with its codec, to route `X-Ferry-Push-Route` on every
+    ///   session of each user named in `X-Ferry-User` and each session named in `X-Ferry-Session`
+    ///   (both may repeat). Replies the number of sessions written to.
+    /// - ``kick``: closes every session of the users in `X-Ferry-User` and the sessions in
+    ///   `X-Ferry-Session`. Replies the number closed.
+    /// - ``online``: takes a JSON array of user IDs and replies those connected.
+    /// - ``count``: replies `{"users": N, "sessions": M}`.
+    public enum InnerRoute {
+        /// Push to users or sessions.
+        public static let push = "/gateway/push"
+        /// Close the sessions of users or sessions.
+        public static let kick = "/gateway/kick"
+        /// Which of the given users are connected.
+        public static let online = "/gateway/online"
+        /// How many users and sessions are connected.
+        public static let count = "/gateway/count"
+    }
+
+    /// The meta keys the gateway sets on inward calls and reads on inner calls.
+    public enum MetaKey {
+        /// The user ID of the session an inward call came from; on inner calls, a target user.
+        public static let user = "X-Ferry-User"
+        /// The session ID an inward call came from; on inner calls, a target session.
+        public static let session = "X-Ferry-Session"
+        /// The IP address of the outside client.
+        public static let realIP = "X-Real-IP"
+        /// On ``InnerRoute/push``: the route the pushed message goes to on the clients.
+        public static let pushRoute = "X-Ferry-Push-Route"
+    }
+
+    /// The reply of ``InnerRoute/count``.
+    public struct OnlineCount: Codable, Sendable, Hashable {
+        /// Users with at least one session.
+        public var users: Int
+        /// Sessions.
+        public var sessions: Int
+
+        /// Creates a count.
+        public init(users: Int, sessions: Int) {
+            self.users = users
+            self.sessions = sessions
+        }
+    }
+}
+
+/// The handlers of ``FerryGateway/InnerRoute``, over the outer peer's sessions.
+struct InnerRoutes: Sendable {
+    let users: UserDirectory
+    let hub: FerrySessionHub
+
+    func register(on router: FerryRouter) {
+        router.call(FerryGateway.InnerRoute.push) { (_: ByteBuffer, context) async throws -> Int in
+            let message = context.message
+            guard let route = message.meta[FerryGateway.MetaKey.pushRoute], !route.isEmpty else {
+                throw FerryStatus.badMessage("\(FerryGateway.MetaKey.pushRoute) names no route to push to")
+            }
+            return await FerrySessionHub.push(route, body: message.body, codec: message.bodyCodec, to: targets(of: message))
+        }
+        router.call(FerryGateway.InnerRoute.kick) { (_: Void, context) async -> Int in
+            let targets = targets(of: context.message)
+            for session in targets { await session.close() }
+            return targets.count
+        }
+        router.call(FerryGateway.InnerRoute.online) { (asked: [String], _) -> [String] in
+            asked.filter { !users.sessions(of: $0).isEmpty }
+        }
+        router.call(FerryGateway.InnerRoute.count) { (_: Void, _) -> FerryGateway.OnlineCount in
+            let (userCount, sessionCount) = users.counts()
+            return FerryGateway.OnlineCount(users: userCount, sessions: sessionCount)
+        }
+    }
+
+    /// The sessions a message's `X-Ferry-User` and `X-Ferry-Session` meta name, each once.
+    private func targets(of message: FerryMessage) -> [FerrySession] {
+        var seen = Set<ObjectIdentifier>()
+        var sessions: [FerrySession] = []
+        func add(_ session: FerrySession) {
+            if seen.insert(ObjectIdentifier(session)).inserted { sessions.append(session) }
+        }
+        for user in message.meta.values(for: FerryGateway.MetaKey.user) {
+            users.sessions(of: user).forEach(add)
+        }
+        for id in message.meta.values(for: FerryGateway.MetaKey.session) {
+            hub.session(id: id).map(add)
+        }
+        return sessions
+    }
+}
