@@ -31,6 +31,9 @@ extension FerryGateway {
         /// The timeout of an inward call when the caller set none (an HTTP request, or a
         /// session call without a timeout).
         public var callTimeout: Duration
+        /// Where the gateway announces itself and its load for `GET /gateways` (nil: it does
+        /// not, and `GET /gateways` is proxied like any other path).
+        public var announcement: Announcement?
 
         /// Creates a configuration; every argument has a production default.
         public init(
@@ -43,7 +46,8 @@ extension FerryGateway {
             client: FerryClient.Configuration = FerryClient.Configuration(),
             authTimeout: Duration = .seconds(10),
             logins: LoginPolicy = .single,
-            callTimeout: Duration = .seconds(10)
+            callTimeout: Duration = .seconds(10),
+            announcement: Announcement? = nil
         ) {
             self.http = http
             self.socket = socket
@@ -55,6 +59,7 @@ extension FerryGateway {
             self.authTimeout = authTimeout
             self.logins = logins
             self.callTimeout = callTimeout
+            self.announcement = announcement
         }
     }
 

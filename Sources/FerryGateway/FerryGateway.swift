@@ -1,5 +1,6 @@
 import Ferry
 import FerryMicro
+import Foundation
 import HTTPTypes
 import Hummingbird
 import Logging
@@ -35,6 +36,8 @@ import Synchronization
 ///   itself) go to the service that serves them, with ``MetaKey/user``, ``MetaKey/session`` and
 ///   ``MetaKey/realIP`` in their meta; replies come back with their status intact.
 /// - **Inner API** (``Configuration/inner``): ``InnerRoute``.
+/// - **Dispatcher** (``Configuration/announcement``): the gateway registers with its load, and
+///   `GET /gateways` lists the least loaded gateways for a new client.
 ///
 /// ## Running
 ///
@@ -164,6 +167,10 @@ public final class FerryGateway: Service, Sendable {
                 if let http = configuration.http {
                     addresses.http = try await startHTTP(http, webSocket: addresses.webSocket, in: &group)
                 }
+                if let announcement = configuration.announcement {
+                    let announcer = GatewayAnnouncer(announcement: announcement, addresses: addresses) { [outerPeer] in outerPeer.hub.count }
+                    group.addTask { await announcer.run() }
+                }
                 settle(.ready(addresses))
                 logger.info("gateway listening", metadata: ["addresses": "\(addresses)"])
             }
@@ -188,6 +195,14 @@ public final class FerryGateway: Service, Sendable {
                     maxAge: cors.maximumAge.map { TimeAmount($0) }))
         }
         Self.registerBrowserRoutes(on: router, webSocket: webSocket)
+        if let announcement = configuration.announcement {
+            router.get("/gateways") { _, _ -> Response in
+                let entries = try await GatewayAnnouncer.leastLoaded(in: announcement)
+                return Response(
+                    status: .ok, headers: [.contentType: "application/json"],
+                    body: ResponseBody(byteBuffer: ByteBuffer(bytes: try JSONEncoder().encode(entries))))
+            }
+        }
         let inbound = HTTPInbound(client: client, settings: http, callTimeout: configuration.callTimeout)
         for method in [HTTPRequest.Method.get, .post, .put, .delete, .patch] {
             router.on("**", method: method) { request, context in await inbound.respond(to: request, context: context) }
