@@ -1,0 +1,371 @@
+import Ferry
+import FerryGateway
+import FerryTestSupport
+import Foundation
+import NIOCore
+import Synchronization
+import Testing
+
+@Suite("The browser client and demo page served by the gateway")
+struct BrowserRoutesTests {
+    @Test("GET /ferry.js is the client module as JavaScript, GET /ferry/demo the page as HTML naming the WebSocket listener")
+    func servedWithTheirContentTypes() async throws {
+        try await withGateway(allListeners()) { _, addresses, _ in
+            let script = try await http(.GET, addresses.http, "/ferry.js")
+            #expect(script.status == 200)
+            #expect(script.headers["content-type"] == "text/javascript; charset=utf-8")
+            #expect(script.body.contains("export class FerryClient"))
+
+            let page = try await http(.GET, addresses.http, "/ferry/demo?token=alice")
+            #expect(page.status == 200)
+            #expect(page.headers["content-type"] == "text/html; charset=utf-8")
+            #expect(page.body.contains("from '/ferry.js'"))
+            guard case .webSocket(_, let port, let path) = try #require(addresses.webSocket) else {
+                Issue.record("the WebSocket listener has no WebSocket address")
+                return
+            }
+            #expect(page.body.contains(#"{"path":"\#(path)","port":\#(port)}"#), "the page dials the WebSocket listener's port and path")
+
+            let proxied = try await http(.GET, addresses.http, "/math/add?a=1&b=2")
+            #expect(proxied.body == "3", "other paths still reach the services")
+        }
+    }
+}
+
+/// What the demo page shows, read from its DOM.
+struct DemoPageView: Decodable, Equatable {
+    var state: String?
+    var user: String?
+    var addResult: String?
+    var error: String?
+    var pushes: [String]
+
+    static let expression = """
+        (() => {
+          const text = (id) => document.getElementById(id)?.textContent ?? null;
+          return JSON.stringify({
+            state: text('state'), user: text('user'), addResult: text('add-result'), error: text('error'),
+            pushes: [...document.querySelectorAll('#pushes li')].map((item) => item.textContent),
+          });
+        })()
+        """
+}
+
+extension BrowserPage {
+    /// The demo page's DOM as it is now.
+    func demoView() async throws -> DemoPageView {
+        try JSONDecoder().decode(DemoPageView.self, from: Data(try await evaluate(DemoPageView.expression).utf8))
+    }
+
+    /// The demo page's DOM once `condition` holds, or the last one read after the time allowed.
+    func demoView(when condition: @escaping @Sendable (DemoPageView) -> Bool) async throws -> DemoPageView {
+        let last = Mutex<DemoPageView?>(nil)
+        _ = try await eventually(timeout: .seconds(30)) {
+            let view = try await demoView()
+            last.withLock { $0 = view }
+            return condition(view)
+        }
+        return try #require(last.withLock { $0 })
+    }
+}
+
+@Suite("The demo page in headless Chromium", .serialized)
+struct BrowserTests {
+    /// Calls an inner route with `users` as targets.
+    func inner(_ session: FerrySession, _ route: String, body: ByteBuffer = ByteBuffer(), users: [String], pushRoute: String? = nil) async throws -> Int {
+        var meta = FerryMeta()
+        for user in users { meta.add(FerryGateway.MetaKey.user, user) }
+        if let pushRoute { meta.add(FerryGateway.MetaKey.pushRoute, pushRoute) }
+        return try await session.call(route, body, options: FerryCallOptions(meta: meta, codec: .json))
+    }
+
+    @Test("the page authenticates, shows /math/add's reply and a push sent through the inner API, and reconnects after a kick")
+    func demoPage() async throws {
+        try await withGateway(allListeners()) { gateway, addresses, _ in
+            try await withChromium { browser in
+                let page = try await browser.open("http://\(try #require(addresses.http))/ferry/demo?token=alice")
+                let called = try await page.demoView { $0.addResult != "" && $0.addResult != nil || $0.error != "" && $0.error != nil }
+                #expect(called.addResult == "3", "page: \(called)")
+                #expect(called.state == "open")
+                #expect(called.user == "alice")
+                #expect(await eventually { !gateway.sessions(of: "alice").isEmpty })
+
+                let service = FerryPeer(logger: quietLogger())
+                let session = try await service.dial(try #require(addresses.inner))
+                let written = try await inner(
+                    session, FerryGateway.InnerRoute.push, body: ByteBuffer(string: #""hello alice""#), users: ["alice"], pushRoute: "/chat/msg")
+                #expect(written == 1)
+                let pushed = try await page.demoView { !$0.pushes.isEmpty }
+                #expect(pushed.pushes == ["hello alice"], "page: \(pushed)")
+
+                // A call in flight when the connection drops fails with 102; the client dials
+                // again, authenticates again and calls again.
+                _ = try await page.evaluate(
+                    "window.slowCall = ferryClient.call('/slow/never', undefined, {timeoutMs: 60000}).then(() => 'replied', (error) => String(error.code)); 'sent'")
+                let oldSession = try #require(gateway.sessions(of: "alice").first)
+                let kicked = try await inner(session, FerryGateway.InnerRoute.kick, users: ["alice"])
+                #expect(kicked == 1)
+                #expect(try await page.evaluate("window.slowCall", awaitPromise: true) == "102")
+                #expect(await eventually(timeout: .seconds(30)) { gateway.sessions(of: "alice").contains { $0 !== oldSession } })
+                let reconnected = try await page.demoView { $0.state == "open" }
+                #expect(reconnected.state == "open", "page: \(reconnected)")
+                let sum = try await page.evaluate("ferryClient.call('/math/add', {a: 20, b: 22}).then(String)", awaitPromise: true)
+                #expect(sum == "42")
+                await service.close()
+            }
+        }
+    }
+
+    @Test("a refused token closes the client and the page shows 401")
+    func refusedToken() async throws {
+        try await withGateway(allListeners()) { _, addresses, _ in
+            try await withChromium { browser in
+                let page = try await browser.open("http://\(try #require(addresses.http))/ferry/demo?token=not%20a%20name")
+                let refused = try await page.demoView { $0.state == "closed" }
+                #expect(refused.state == "closed", "page: \(refused)")
+                #expect(refused.error?.contains("401") == true, "page: \(refused)")
+                #expect(refused.addResult == "")
+            }
+        }
+    }
+}
+
+// MARK: Chromium
+
+/// Runs `body` with a headless Chromium started for it, then closes the browser (killing it if
+/// it does not stop) and removes its profile. Fails when `chromium` is not on `PATH`.
+func withChromium<Result: Sendable>(_ body: (Chromium) async throws -> Result) async throws -> Result {
+    let browser = try await Chromium.launch()
+    do {
+        let result = try await body(browser)
+        await browser.close()
+        return result
+    } catch {
+        await browser.close()
+        throw error
+    }
+}
+
+/// A page open in ``Chromium``, reached through its DevTools session.
+struct BrowserPage: Sendable {
+    let browser: Chromium
+    let sessionID: String
+
+    /// Evaluates `expression`, which must yield a string (or, with `awaitPromise`, a promise of
+    /// one), in the page and returns it.
+    func evaluate(_ expression: String, awaitPromise: Bool = false) async throws -> String {
+        let reply = try await browser.command(
+            "Runtime.evaluate", ["expression": expression, "returnByValue": true, "awaitPromise": awaitPromise], session: sessionID)
+        let outcome = try JSONDecoder().decode(EvaluateReply.self, from: reply)
+        if let exception = outcome.exceptionDetails {
+            throw BrowserFailure("the page threw: \(exception.exception?.description ?? exception.text)")
+        }
+        guard let value = outcome.result.value else { throw BrowserFailure("`\(expression)` did not yield a string") }
+        return value
+    }
+
+    private struct EvaluateReply: Decodable {
+        var result: Value
+        var exceptionDetails: Exception?
+
+        struct Value: Decodable {
+            var value: String?
+        }
+
+        struct Exception: Decodable {
+            var text: String
+            var exception: Description?
+        }
+
+        struct Description: Decodable {
+            var description: String?
+        }
+    }
+}
+
+/// A failure of the browser or of the DevTools protocol.
+struct BrowserFailure: Error, CustomStringConvertible {
+    var description: String
+
+    init(_ description: String) {
+        self.description = description
+    }
+}
+
+/// Headless Chromium driven over the DevTools protocol on a pipe (`--remote-debugging-pipe`):
+/// commands go to the browser's file descriptor 3 and answers come from its descriptor 4, each a
+/// JSON object ended by a NUL byte. No port is opened, and the browser runs as root (no
+/// sandbox) with a profile of its own in a temporary folder. Every command has a deadline.
+final class Chromium: Sendable {
+    /// How long one DevTools command may take.
+    static let commandTimeout: TimeInterval = 30
+
+    private let process: Process
+    private let commands: FileHandle
+    private let folder: URL
+    private let state = Mutex(PipeState())
+
+    private struct PipeState {
+        var received = Data()
+        var waiting: [Int: CheckedContinuation<Data, any Error>] = [:]
+        var nextID = 1
+        var ended = false
+    }
+
+    private init(process: Process, commands: FileHandle, folder: URL) {
+        self.process = process
+        self.commands = commands
+        self.folder = folder
+    }
+
+    /// The first of `chromium`, `chromium-browser` or `google-chrome` found on `PATH`.
+    static func executablePath() -> String? {
+        let directories = (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":")
+        for name in ["chromium", "chromium-browser", "google-chrome"] {
+            for directory in directories where FileManager.default.isExecutableFile(atPath: "\(directory)/\(name)") {
+                return "\(directory)/\(name)"
+            }
+        }
+        return nil
+    }
+
+    /// Starts the browser with no page open.
+    static func launch() async throws -> Chromium {
+        let executable = try #require(
+            executablePath(), "chromium is not on PATH: these tests drive a real headless Chromium (Debian: apt-get install chromium)")
+        // A write to a browser that has died must fail, not kill the test process.
+        signal(SIGPIPE, SIG_IGN)
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("ferry-chromium-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let log = folder.appendingPathComponent("chromium.log")
+        FileManager.default.createFile(atPath: log.path, contents: nil)
+        let toBrowser = Pipe()
+        let fromBrowser = Pipe()
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/sh")
+        // The shell hands the pipes to the browser as descriptors 3 and 4, which is where
+        // --remote-debugging-pipe looks for them.
+        process.arguments = [
+            "-c", #"exec "$0" "$@" 3<&0 4>&1 </dev/null >/dev/null"#, executable,
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--remote-debugging-pipe",
+            "--user-data-dir=\(folder.appendingPathComponent("profile").path)", "--no-first-run", "--no-default-browser-check",
+            "--disable-extensions", "--disable-background-networking", "--disable-component-update", "--mute-audio", "about:blank",
+        ]
+        process.standardInput = toBrowser
+        process.standardOutput = fromBrowser
+        process.standardError = try FileHandle(forWritingTo: log)
+        try process.run()
+        let browser = Chromium(process: process, commands: toBrowser.fileHandleForWriting, folder: folder)
+        let answers = fromBrowser.fileHandleForReading
+        Thread.detachNewThread {
+            while true {
+                let data = answers.availableData
+                if data.isEmpty { break }
+                browser.received(data)
+            }
+            browser.pipeEnded()
+        }
+        return browser
+    }
+
+    /// Opens `url` in a new page and attaches to it.
+    func open(_ url: String) async throws -> BrowserPage {
+        let target = try JSONDecoder().decode(Target.self, from: try await command("Target.createTarget", ["url": url]))
+        let attached = try JSONDecoder().decode(
+            Attached.self, from: try await command("Target.attachToTarget", ["targetId": target.targetId, "flatten": true]))
+        return BrowserPage(browser: self, sessionID: attached.sessionId)
+    }
+
+    private struct Target: Decodable {
+        var targetId: String
+    }
+
+    private struct Attached: Decodable {
+        var sessionId: String
+    }
+
+    /// Sends one DevTools command (to a page's session, or to the browser) and returns its
+    /// `result` object as JSON.
+    func command(_ method: String, _ parameters: [String: any Sendable] = [:], session: String? = nil) async throws -> Data {
+        let id = state.withLock { state in
+            defer { state.nextID += 1 }
+            return state.nextID
+        }
+        var message: [String: Any] = ["id": id, "method": method, "params": parameters]
+        if let session { message["sessionId"] = session }
+        var bytes = try JSONSerialization.data(withJSONObject: message)
+        bytes.append(0)
+        let answer = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Data, any Error>) in
+            let ended = state.withLock { state in
+                if !state.ended { state.waiting[id] = continuation }
+                return state.ended
+            }
+            if ended {
+                continuation.resume(throwing: BrowserFailure("the browser has exited: \(logTail())"))
+                return
+            }
+            do {
+                try commands.write(contentsOf: bytes)
+            } catch {
+                fail(id, BrowserFailure("\(method) could not be sent: \(error)"))
+                return
+            }
+            DispatchQueue.global().asyncAfter(deadline: .now() + Self.commandTimeout) { [self] in
+                fail(id, BrowserFailure("no answer to \(method) within \(Self.commandTimeout) s"))
+            }
+        }
+        guard let object = try JSONSerialization.jsonObject(with: answer) as? [String: Any] else {
+            throw BrowserFailure("\(method): an answer that is not an object")
+        }
+        if let error = object["error"] { throw BrowserFailure("\(method) failed: \(error)") }
+        return try JSONSerialization.data(withJSONObject: object["result"] ?? [String: Any]())
+    }
+
+    private func fail(_ id: Int, _ failure: BrowserFailure) {
+        state.withLock { $0.waiting.removeValue(forKey: id) }?.resume(throwing: failure)
+    }
+
+    /// Bytes from the browser: answers complete their commands; events are not used.
+    private func received(_ data: Data) {
+        let answers: [(CheckedContinuation<Data, any Error>, Data)] = state.withLock { state in
+            state.received.append(data)
+            var answers: [(CheckedContinuation<Data, any Error>, Data)] = []
+            while let end = state.received.firstIndex(of: 0) {
+                let message = Data(state.received[state.received.startIndex..<end])
+                state.received = Data(state.received[(end + 1)...])
+                guard let object = try? JSONSerialization.jsonObject(with: message) as? [String: Any], let id = object["id"] as? Int,
+                    let waiter = state.waiting.removeValue(forKey: id)
+                else { continue }
+                answers.append((waiter, message))
+            }
+            return answers
+        }
+        for (waiter, message) in answers { waiter.resume(returning: message) }
+    }
+
+    private func pipeEnded() {
+        let waiting = state.withLock { state in
+            state.ended = true
+            defer { state.waiting = [:] }
+            return Array(state.waiting.values)
+        }
+        for waiter in waiting { waiter.resume(throwing: BrowserFailure("the browser has exited: \(logTail())")) }
+    }
+
+    /// The end of the browser's log, for failure messages.
+    private func logTail() -> String {
+        let log = (try? String(contentsOf: folder.appendingPathComponent("chromium.log"), encoding: .utf8)) ?? ""
+        return String(log.suffix(2000))
+    }
+
+    /// Asks the browser to close, kills it if it has not exited within ten seconds, waits for
+    /// it and removes its profile.
+    func close() async {
+        _ = try? await command("Browser.close")
+        let exited = await eventually(timeout: .seconds(10)) { !self.process.isRunning }
+        if !exited { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+        try? commands.close()
+        try? FileManager.default.removeItem(at: folder)
+    }
+}
