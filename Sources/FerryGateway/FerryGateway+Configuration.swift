@@ -18,7 +18,8 @@ extension FerryGateway {
         public var inner: FerryAddress?
         /// Settings of the peer that holds the outside clients' sessions (raw socket and
         /// WebSocket): limits, heartbeats, WebSocket sub-protocol and hooks. The gateway sets its
-        /// auth and its routes.
+        /// auth and its routes. By default at most 1,024 connections may be waiting to
+        /// authenticate at once, so a flood of connections that never do is refused at accept.
         public var outerPeer: FerryPeer.Configuration
         /// Settings of the peer that serves the inner listener and dials the services.
         public var innerPeer: FerryPeer.Configuration
@@ -41,7 +42,7 @@ extension FerryGateway {
             socket: FerryAddress? = nil,
             webSocket: FerryAddress? = nil,
             inner: FerryAddress? = nil,
-            outerPeer: FerryPeer.Configuration = FerryPeer.Configuration(),
+            outerPeer: FerryPeer.Configuration = FerryPeer.Configuration(limits: .init(maximumUnauthenticatedConnections: 1024)),
             innerPeer: FerryPeer.Configuration = FerryPeer.Configuration(),
             client: FerryClient.Configuration = FerryClient.Configuration(),
             authTimeout: Duration = .seconds(10),

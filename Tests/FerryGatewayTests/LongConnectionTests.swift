@@ -127,3 +127,38 @@ struct LongConnectionTests {
         }
     }
 }
+
+@Suite("Floods of connections at the gateway")
+struct ConnectionFloodTests {
+    @Test("connections that never authenticate are bounded: past the bound they are closed at accept, authenticated users keep working, and the room comes back as they go", arguments: LongConnectionTests.Listener.allCases)
+    func unauthenticatedFlood(listener: LongConnectionTests.Listener) async throws {
+        var configuration = allListeners()
+        configuration.outerPeer.limits.maximumUnauthenticatedConnections = 2
+        try await withGateway(configuration) { _, addresses, _ in
+            let address = try listener.address(addresses)
+            let user = clientPeer(token: "lena")
+            let session = try await user.dial(address)
+
+            let flood = FerryPeer(logger: quietLogger())
+            let first = try await flood.dial(address)
+            let second = try await flood.dial(address)
+            let third = try? await flood.dial(address)
+            #expect(await eventually { third?.isClosed ?? true }, "the third unauthenticated connection is refused")
+            #expect(!first.isClosed && !second.isClosed)
+
+            let sum: Int = try await session.call("/math/add", Add(a: 5, b: 5))
+            #expect(sum == 10, "an authenticated session is not affected")
+
+            await first.close()
+            await second.close()
+            let late = clientPeer(token: "mia")
+            #expect(await eventually {
+                guard let session = try? await late.dial(address) else { return false }
+                return (try? await session.call("/math/add", Add(a: 1, b: 1), as: Int.self)) == 2
+            }, "a new user gets in once the flood has gone")
+            await user.close()
+            await flood.close()
+            await late.close()
+        }
+    }
+}

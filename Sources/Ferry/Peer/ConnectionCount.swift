@@ -33,3 +33,22 @@ final class ConnectionCount: Sendable {
     /// The connections counted now.
     var current: Int { count.load(ordering: .relaxed) }
 }
+
+/// An accepted connection's place among those that have not authenticated yet
+/// (``FerryPeer/Limits/maximumUnauthenticatedConnections``). It is given back once: when the
+/// session authenticates or when the connection closes, whichever comes first.
+final class UnauthenticatedSlot: Sendable {
+    private let held = Atomic<Bool>(true)
+    private let count: ConnectionCount
+
+    /// Takes a place in `count`; nil when it is full.
+    init?(in count: ConnectionCount) {
+        guard count.admit() else { return nil }
+        self.count = count
+    }
+
+    /// Gives the place back; later calls do nothing.
+    func release() {
+        if held.exchange(false, ordering: .relaxed) { count.release() }
+    }
+}

@@ -236,6 +236,12 @@ extension FerryPeer {
         public var maximumConcurrentHandlers: Int
         /// Accepted connections at once; past it, new ones are closed on accept. nil: no bound.
         public var maximumConnections: Int?
+        /// Accepted connections at once that have not yet passed the auth handshake (counted from
+        /// accept, so a WebSocket connection still in its HTTP upgrade counts too); past it, new
+        /// ones are closed on accept. It bounds a flood of connections that never authenticate
+        /// without letting it take the room of authenticated sessions. Applies only when the
+        /// peer verifies credentials (``FerryAuth/verify``). nil: no bound of its own.
+        public var maximumUnauthenticatedConnections: Int?
         /// Bytes queued for one session's socket before its slow-consumer policy applies.
         /// Default 4 MiB.
         public var maximumQueuedOutboundBytes: Int
@@ -243,9 +249,13 @@ extension FerryPeer {
         public var slowConsumerPolicy: SlowConsumerPolicy
 
         /// Creates limits.
-        public init(maximumConcurrentHandlers: Int = 10_000, maximumConnections: Int? = nil, maximumQueuedOutboundBytes: Int = 4 << 20, slowConsumerPolicy: SlowConsumerPolicy = .applyBackPressure) {
+        public init(
+            maximumConcurrentHandlers: Int = 10_000, maximumConnections: Int? = nil, maximumUnauthenticatedConnections: Int? = nil,
+            maximumQueuedOutboundBytes: Int = 4 << 20, slowConsumerPolicy: SlowConsumerPolicy = .applyBackPressure
+        ) {
             self.maximumConcurrentHandlers = maximumConcurrentHandlers
             self.maximumConnections = maximumConnections
+            self.maximumUnauthenticatedConnections = maximumUnauthenticatedConnections
             self.maximumQueuedOutboundBytes = maximumQueuedOutboundBytes
             self.slowConsumerPolicy = slowConsumerPolicy
         }

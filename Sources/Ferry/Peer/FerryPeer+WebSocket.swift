@@ -65,10 +65,10 @@ extension FerryPeer {
     /// accept and becomes a session once the upgrade succeeds. A connection that ends before
     /// that releases its count here; one that has not upgraded within the read timeout (30 s
     /// when there is none) is closed, so silent or slow HTTP clients cannot pile up.
-    func acceptWebSocketConnection(on channel: any Channel, path: String, remoteAddress: String) throws {
+    func acceptWebSocketConnection(on channel: any Channel, path: String, remoteAddress: String, authSlot: UnauthenticatedSlot?) throws {
         let upgraded = NIOLoopBoundBox(false, eventLoop: channel.eventLoop)
         try addWebSocketServerHandlers(to: channel, path: path, remoteAddress: remoteAddress) { [self] channel in
-            _ = try acceptSession(on: channel, remoteAddress: remoteAddress, overWebSocket: true)
+            _ = try acceptSession(on: channel, remoteAddress: remoteAddress, overWebSocket: true, authSlot: authSlot)
             upgraded.value = true
         }
         let giveUp = channel.eventLoop.scheduleTask(in: TimeAmount(configuration.readTimeout ?? .seconds(30))) {

@@ -50,6 +50,8 @@ public final class FerryPeer: Sendable {
     /// Every connection's session, ready or not, so shutdown reaches them all.
     let connections = Mutex<[ObjectIdentifier: FerrySession]>([:])
     let acceptedConnections: ConnectionCount
+    /// Accepted connections that have not authenticated yet, when the peer verifies credentials.
+    let unauthenticatedConnections: ConnectionCount
     let runningHandlers = Atomic<Int>(0)
     let draining = Atomic<Bool>(false)
     let shutdownFinished = Mutex<ShutdownProgress>(.running)
@@ -84,6 +86,7 @@ public final class FerryPeer: Sendable {
         self.router = FerryRouter()
         self.hub = FerrySessionHub()
         self.acceptedConnections = ConnectionCount(limit: configuration.limits.maximumConnections)
+        self.unauthenticatedConnections = ConnectionCount(limit: configuration.limits.maximumUnauthenticatedConnections)
     }
 
     /// The routes sessions dispatch to: the router, frozen at its first use with the routes the
@@ -137,6 +140,18 @@ public final class FerryPeer: Sendable {
                     logger.warning("refusing a connection: at the connection limit", metadata: ["limit": "\(configuration.limits.maximumConnections ?? 0)"])
                     return channel.eventLoop.makeFailedFuture(FerryLifecycleError.connectionLimit)
                 }
+                var authSlot: UnauthenticatedSlot?
+                if configuration.auth?.verify != nil {
+                    guard let slot = UnauthenticatedSlot(in: unauthenticatedConnections) else {
+                        acceptedConnections.release()
+                        logger.warning(
+                            "refusing a connection: at the limit of unauthenticated connections",
+                            metadata: ["limit": "\(configuration.limits.maximumUnauthenticatedConnections ?? 0)"])
+                        return channel.eventLoop.makeFailedFuture(FerryLifecycleError.connectionLimit)
+                    }
+                    channel.closeFuture.whenComplete { _ in slot.release() }
+                    authSlot = slot
+                }
                 let remote = isUnix
                     ? "\(address)#\(unixCounter.wrappingAdd(1, ordering: .relaxed).newValue)"
                     : Self.describe(channel.remoteAddress)
@@ -147,12 +162,13 @@ public final class FerryPeer: Sendable {
                             try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: sslContext))
                         }
                         if case .webSocket(_, _, let path) = address {
-                            try acceptWebSocketConnection(on: channel, path: path, remoteAddress: remote)
+                            try acceptWebSocketConnection(on: channel, path: path, remoteAddress: remote, authSlot: authSlot)
                         } else {
-                            _ = try acceptSession(on: channel, remoteAddress: remote)
+                            _ = try acceptSession(on: channel, remoteAddress: remote, authSlot: authSlot)
                         }
                     } catch {
                         acceptedConnections.release()
+                        authSlot?.release()
                         throw error
                     }
                 }
@@ -208,9 +224,13 @@ public final class FerryPeer: Sendable {
         acceptedConnections.admit()
     }
 
-    /// Makes the session of an accepted connection (already counted) and starts it.
-    func acceptSession(on channel: any Channel, remoteAddress: String, overWebSocket: Bool = false) throws -> FerrySession {
-        let session = FerrySession(channel: channel, peer: self, isDialled: false, remoteAddress: remoteAddress, dialTarget: nil)
+    /// Makes the session of an accepted connection (already counted) and starts it. `authSlot`
+    /// is its place among unauthenticated connections, given back when it authenticates.
+    func acceptSession(
+        on channel: any Channel, remoteAddress: String, overWebSocket: Bool = false, authSlot: UnauthenticatedSlot? = nil
+    ) throws -> FerrySession {
+        let session = FerrySession(
+            channel: channel, peer: self, isDialled: false, remoteAddress: remoteAddress, dialTarget: nil, authSlot: authSlot)
         if overWebSocket {
             try addWebSocketSessionHandlers(to: channel, session: session, isClient: false)
         } else {

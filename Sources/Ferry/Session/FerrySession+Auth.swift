@@ -50,6 +50,7 @@ extension FerrySession {
             do {
                 let answer = try await verify(credential, self)
                 guard state.withLock({ $0.authenticated() }) else { return }
+                authSlot?.release()
                 writeAuthReply(status: .ok, body: answer, on: channel)
                 peer.sessionReady(self)
             } catch {

@@ -26,14 +26,20 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
     /// read once rather than once per message.
     let logsEveryExchange: Bool
     let dialTarget: DialTarget?
+    /// An accepted session's place among unauthenticated connections, until it authenticates.
+    let authSlot: UnauthenticatedSlot?
     let state: Mutex<SessionState>
     /// The loop whose clock times this session's calls and pushes: the first connection's.
     /// Every loop of a group reads the same clock, so a redial onto another loop changes
     /// nothing, and reading it takes no lock.
     let clockLoop: any EventLoop
 
-    init(channel: any Channel, peer: FerryPeer, isDialled: Bool, remoteAddress: String, dialTarget: DialTarget?) {
+    init(
+        channel: any Channel, peer: FerryPeer, isDialled: Bool, remoteAddress: String, dialTarget: DialTarget?,
+        authSlot: UnauthenticatedSlot? = nil
+    ) {
         self.peer = peer
+        self.authSlot = authSlot
         self.routes = peer.routeTable
         self.isDialled = isDialled
         self.remoteAddress = remoteAddress
