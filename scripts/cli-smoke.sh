@@ -38,6 +38,13 @@ run_expect "--ws needs HOST:PORT"    64 "ws must be HOST:PORT"  -- "$FERRY" serv
 run_expect "--ws-path needs a /"     64 "ws-path must be a path" -- "$FERRY" serve --ws 127.0.0.1:0 --ws-path ws
 run_expect "--ws-proto json or pb"   64 "ws-proto"              -- "$FERRY" serve --ws 127.0.0.1:0 --ws-proto xml
 run_expect "--ws-proto needs ws://"  64 "ws-proto applies to ws:// and wss://" -- "$FERRY" call 127.0.0.1:1 /echo --ws-proto pb
+run_expect "gateway needs a listener" 64 "at least one listener" -- "$FERRY" gateway --backend 127.0.0.1:1
+run_expect "gateway needs backends"  64 "name the services behind the gateway" -- "$FERRY" gateway --http 127.0.0.1:0
+run_expect "long connections need a verifier" 64 "long connections need a token verifier: --dev-auth for development" \
+    -- "$FERRY" gateway --socket 127.0.0.1:0 --backend 127.0.0.1:1
+run_expect "ws needs a verifier too" 64 "Usage: ferry gateway" -- "$FERRY" gateway --ws 127.0.0.1:0 --backend 127.0.0.1:1
+run_expect "gateway --timeout 0s"    64 "timeout must be positive" -- "$FERRY" gateway --http 127.0.0.1:0 --backend 127.0.0.1:1 --timeout 0s
+run_expect "gateway --devices 0"     64 "devices must be 1 or more" -- "$FERRY" gateway --http 127.0.0.1:0 --backend 127.0.0.1:1 --devices 0
 
 echo "== ferry demo"
 "$FERRY" demo
@@ -160,6 +167,73 @@ run_expect "json caller, pb server"  1 "check that --ws-proto matches" -- "$FERR
 kill -INT $PB_SERVER
 wait $PB_SERVER
 
+echo "== ferry gateway in front of ferry serve"
+if command -v curl >/dev/null 2>&1; then
+    BACKEND_PORT=$(free_port); GW_HTTP=$(free_port); GW_SOCKET=$(free_port); GW_WS=$(free_port); GW_INNER=$(free_port)
+    "$FERRY" serve --listen "127.0.0.1:$BACKEND_PORT" >"$WORK/backend.log" 2>&1 &
+    BACKEND=$!
+    PIDS="$PIDS $BACKEND"
+    "$FERRY" gateway --http "127.0.0.1:$GW_HTTP" --socket "127.0.0.1:$GW_SOCKET" --ws "127.0.0.1:$GW_WS" --inner "127.0.0.1:$GW_INNER" \
+        --backend "127.0.0.1:$BACKEND_PORT" --dev-auth --max-body 1024 --timeout 1s >"$WORK/gateway.log" 2>"$WORK/gateway.err" &
+    GATEWAY=$!
+    PIDS="$PIDS $GATEWAY"
+    for _ in $(seq 1 100); do grep -qs "listening on" "$WORK/backend.log" && grep -qs "gateway listening" "$WORK/gateway.log" && break; sleep 0.1; done
+    grep -q "gateway listening: http 127.0.0.1:$GW_HTTP, socket 127.0.0.1:$GW_SOCKET, ws ws://127.0.0.1:$GW_WS/ws, inner 127.0.0.1:$GW_INNER" \
+        "$WORK/gateway.log" || { echo "FAIL gateway listening line"; cat "$WORK/gateway.log" "$WORK/gateway.err"; exit 1; }
+    echo "ok   gateway names its listeners at once"
+    grep -q "WARNING: ferry gateway --dev-auth is for DEVELOPMENT ONLY" "$WORK/gateway.err" \
+        || { echo "FAIL --dev-auth warning on stderr"; cat "$WORK/gateway.err"; exit 1; }
+    echo "ok   --dev-auth announced on stderr"
+    GW="http://127.0.0.1:$GW_HTTP"
+    http_expect() { # http_expect NAME STATUS BODY-PATTERN -- CURL-ARGS...
+        local name=$1 want_status=$2 pattern=$3; shift 4
+        local out
+        out=$(curl -s -w '\n%{http_code}' "$@") || { echo "FAIL $name: curl failed"; exit 1; }
+        if [[ ${out##*$'\n'} != "$want_status" ]] || ! grep -q -- "$pattern" <<<"${out%$'\n'*}"; then
+            echo "FAIL $name (wanted HTTP $want_status and \"$pattern\"):"; echo "$out"; exit 1
+        fi
+        echo "ok   $name"
+    }
+    http_expect "HTTP POST /math/add"    200 '^3$'       -- -X POST "$GW/math/add" -H 'Content-Type: application/json' -d '{"a":1,"b":2}'
+    http_expect "HTTP GET with a query"  200 '^3$'       -- "$GW/math/add?a=1&b=2"
+    http_expect "HTTP echo keeps text"   200 '^hi$'      -- "$GW/echo" -H 'Content-Type: text/plain' -d 'hi'
+    http_expect "HTTP unknown route 404" 404 '"code":404' -- "$GW/no/such/route"
+    http_expect "HTTP status >= 600"     299 '"code":1234' -- "$GW/fail"
+    http_expect "HTTP body too large"    413 '"code":413' -- "$GW/echo" -H 'Content-Type: text/plain' -d "$(printf 'x%.0s' $(seq 1 2000))"
+    http_expect "HTTP unknown type 415"  415 '"code":415' -- "$GW/echo" -H 'Content-Type: image/png' -d 'x'
+    http_expect "HTTP gateway timeout"   504 '"code":'    -- "$GW/slow" -H 'Content-Type: application/json' -d '3000'
+    GS="127.0.0.1:$GW_SOCKET"
+    run_expect "socket call with a token"   0 "body: 3" -- "$FERRY" call "$GS" /math/add '{"a":1,"b":2}' --token alice
+    run_expect "ws call with a token"       0 "body: 3" -- "$FERRY" call "ws://127.0.0.1:$GW_WS/ws" /math/add '{"a":1,"b":2}' --token bob
+    run_expect "socket call without a token" 1 "401"    -- "$FERRY" call "$GS" /math/add '{"a":1,"b":2}'
+    run_expect "socket bad dev token"       2 "401"     -- "$FERRY" call "$GS" /echo --token 'not a name'
+    run_expect "socket unknown route"       1 "404"     -- "$FERRY" call "$GS" /no/such/route --token alice
+    # A call in flight keeps alice connected while the inner API counts her, pushes to her and
+    # kicks her out.
+    "$FERRY" call "$GS" /slow 30000 --timeout 60s --token alice >"$WORK/alice.log" 2>&1 &
+    ALICE=$!
+    PIDS="$PIDS $ALICE"
+    GI="127.0.0.1:$GW_INNER"
+    for _ in $(seq 1 100); do "$FERRY" call "$GI" /gateway/count 2>/dev/null | grep -q '"users":1' && break; sleep 0.1; done
+    run_expect "inner count"             0 '{"users":1,"sessions":1}\|{"sessions":1,"users":1}' -- "$FERRY" call "$GI" /gateway/count
+    run_expect "inner online"            0 'body: \["alice"\]'        -- "$FERRY" call "$GI" /gateway/online '["alice","bob"]'
+    run_expect "inner push to alice"     0 "body: 1" -- "$FERRY" call "$GI" /gateway/push '"hello"' --meta X-Ferry-User=alice --meta X-Ferry-Push-Route=/news
+    run_expect "inner push needs a route" 1 "400"    -- "$FERRY" call "$GI" /gateway/push '"hello"' --meta X-Ferry-User=alice
+    run_expect "inner kick alice"        0 "body: 1" -- "$FERRY" call "$GI" /gateway/kick --meta X-Ferry-User=alice
+    wait $ALICE && { echo "FAIL alice's call survived the kick"; cat "$WORK/alice.log"; exit 1; }
+    grep -q "route=/news" "$WORK/alice.log" || { echo "FAIL the push did not reach alice"; cat "$WORK/alice.log"; exit 1; }
+    grep -q "status: 102" "$WORK/alice.log" || { echo "FAIL alice's call not ended by the kick"; cat "$WORK/alice.log"; exit 1; }
+    echo "ok   the push reached alice's session, and the kick closed it"
+    kill -INT $GATEWAY
+    wait $GATEWAY || { echo "FAIL gateway exit on SIGINT"; cat "$WORK/gateway.log" "$WORK/gateway.err"; exit 1; }
+    grep -q "gateway stopped" "$WORK/gateway.log" || { echo "FAIL gateway stopped line"; cat "$WORK/gateway.log"; exit 1; }
+    echo "ok   gateway stops on SIGINT"
+    kill -INT $BACKEND
+    wait $BACKEND
+else
+    echo "skip gateway over HTTP: curl not found"
+fi
+
 echo "== ferry call against what is not a Ferry peer"
 HTTP_PORT_FILE="$WORK/http.port"
 python3 -u -c '
@@ -281,6 +355,18 @@ if command -v etcd >/dev/null 2>&1; then
     python3 -c 'import json, sys; n = json.loads(sys.argv[1])["node"]; assert n == {"address": sys.argv[2], "service": "smoke"}, n' \
         "$out" "127.0.0.1:$NODE_PORT" || { echo "FAIL answering node in json"; echo "$out"; exit 1; }
     echo "ok   --output json names the node and service"
+    GW_ETCD_PORT=$(free_port)
+    "$FERRY" gateway --http "127.0.0.1:$GW_ETCD_PORT" --etcd "$ETCD_URL" >"$WORK/gateway-etcd.log" 2>&1 &
+    GW_ETCD=$!
+    PIDS="$PIDS $GW_ETCD"
+    for _ in $(seq 1 100); do grep -qs "gateway listening" "$WORK/gateway-etcd.log" && break; sleep 0.1; done
+    if command -v curl >/dev/null 2>&1; then
+        out=$(curl -s -X POST "http://127.0.0.1:$GW_ETCD_PORT/math/add" -H 'Content-Type: application/json' -d '{"a":2,"b":5}')
+        [[ $out == 7 ]] || { echo "FAIL gateway --etcd"; echo "$out"; cat "$WORK/gateway-etcd.log"; exit 1; }
+        echo "ok   gateway --etcd finds the node by route"
+    fi
+    kill -INT $GW_ETCD
+    wait $GW_ETCD
     kill -INT $NODE
     wait $NODE
     "$FERRY" ls --etcd "$ETCD_URL" | grep -q "no services registered" || { echo "FAIL deregistration on Ctrl-C"; exit 1; }

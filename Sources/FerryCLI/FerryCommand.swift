@@ -6,7 +6,7 @@ struct FerryCommand: AsyncParsableCommand {
         commandName: "ferry",
         abstract: "Ferry: symmetric RPC and push between peers.",
         version: FerryVersion.current,
-        subcommands: [DemoCommand.self, ServeCommand.self, CallCommand.self, ListCommand.self]
+        subcommands: [DemoCommand.self, ServeCommand.self, CallCommand.self, ListCommand.self, GatewayCommand.self]
     )
 }
 
