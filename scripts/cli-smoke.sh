@@ -40,7 +40,7 @@ run_expect "--ws-proto json or pb"   64 "ws-proto"              -- "$FERRY" serv
 run_expect "--ws-proto needs ws://"  64 "ws-proto applies to ws:// and wss://" -- "$FERRY" call 127.0.0.1:1 /echo --ws-proto pb
 run_expect "gateway needs a listener" 64 "at least one listener" -- "$FERRY" gateway --backend 127.0.0.1:1
 run_expect "gateway needs backends"  64 "name the services behind the gateway" -- "$FERRY" gateway --http 127.0.0.1:0
-run_expect "long connections need a verifier" 64 "long connections need a token verifier: --dev-auth for development" \
+run_expect "long connections need a verifier" 64 "long connections need a token verifier" \
     -- "$FERRY" gateway --socket 127.0.0.1:0 --backend 127.0.0.1:1
 run_expect "ws needs a verifier too" 64 "Usage: ferry gateway" -- "$FERRY" gateway --ws 127.0.0.1:0 --backend 127.0.0.1:1
 run_expect "gateway --timeout 0s"    64 "timeout must be positive" -- "$FERRY" gateway --http 127.0.0.1:0 --backend 127.0.0.1:1 --timeout 0s
@@ -228,6 +228,34 @@ if command -v curl >/dev/null 2>&1; then
     wait $GATEWAY || { echo "FAIL gateway exit on SIGINT"; cat "$WORK/gateway.log" "$WORK/gateway.err"; exit 1; }
     grep -q "gateway stopped" "$WORK/gateway.log" || { echo "FAIL gateway stopped line"; cat "$WORK/gateway.log"; exit 1; }
     echo "ok   gateway stops on SIGINT"
+
+    # A gateway that verifies JSON Web Tokens (HS256), signed here with Python's standard library.
+    printf 'a shared secret of at least thirty-two bytes\n' >"$WORK/jwt.secret"
+    sign_jwt() { # sign_jwt SUBJECT SECRET
+        python3 - "$1" "$2" <<'PY'
+import base64, hashlib, hmac, json, sys, time
+def b64(data): return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+header = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+claims = b64(json.dumps({"sub": sys.argv[1], "exp": int(time.time()) + 600, "aud": "chat"}).encode())
+signature = hmac.new(sys.argv[2].encode(), f"{header}.{claims}".encode(), hashlib.sha256).digest()
+print(f"{header}.{claims}.{b64(signature)}")
+PY
+    }
+    printf 'short' >"$WORK/short.secret"
+    run_expect "gateway short JWT secret" 64 "HS256 needs at least 32" \
+        -- "$FERRY" gateway --socket 127.0.0.1:0 --backend 127.0.0.1:1 --jwt-secret-file "$WORK/short.secret"
+    GW_JWT=$(free_port)
+    "$FERRY" gateway --socket "127.0.0.1:$GW_JWT" --backend "127.0.0.1:$BACKEND_PORT" \
+        --jwt-secret-file "$WORK/jwt.secret" --jwt-audience chat >"$WORK/gateway-jwt.log" 2>&1 &
+    GATEWAY_JWT=$!
+    PIDS="$PIDS $GATEWAY_JWT"
+    for _ in $(seq 1 100); do grep -qs "gateway listening" "$WORK/gateway-jwt.log" && break; sleep 0.1; done
+    run_expect "JWT call as its subject"   0 '{"key":"X-Ferry-User","value":"nora"}' \
+        -- "$FERRY" call "127.0.0.1:$GW_JWT" /echo -d '"hi"' --output json --token "$(sign_jwt nora 'a shared secret of at least thirty-two bytes')"
+    run_expect "JWT with a wrong signature" 2 "401" \
+        -- "$FERRY" call "127.0.0.1:$GW_JWT" /math/add '{"a":1,"b":2}' --token "$(sign_jwt nora 'another secret, not the gateway one')"
+    kill -INT $GATEWAY_JWT
+    wait $GATEWAY_JWT || { echo "FAIL JWT gateway exit on SIGINT"; cat "$WORK/gateway-jwt.log"; exit 1; }
     kill -INT $BACKEND
     wait $BACKEND
 else

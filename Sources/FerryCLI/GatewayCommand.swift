@@ -86,7 +86,7 @@ struct GatewayCommand: AsyncParsableCommand {
             throw ValidationError("give at least one listener for outside clients: --http, --socket or --ws")
         }
         if (socket != nil || ws != nil) && !tokens.isChosen {
-            throw ValidationError("long connections need a token verifier: --dev-auth for development")
+            throw ValidationError("long connections need a token verifier: --jwt-secret-file PATH, or --dev-auth for development")
         }
         if backend.isEmpty && etcd.urls.isEmpty {
             throw ValidationError("name the services behind the gateway: --backend ADDRESS (repeatable), or --etcd URL to find them by discovery")
@@ -110,7 +110,7 @@ struct GatewayCommand: AsyncParsableCommand {
         }
         let (registry, serviceName) = try registry(logger: logger)
         let gateway = FerryGateway(
-            registry: registry, service: serviceName, verifier: tokens.verifier ?? RefusingTokenVerifier(),
+            registry: registry, service: serviceName, verifier: try await tokens.verifier() ?? RefusingTokenVerifier(),
             configuration: try gatewayConfiguration(), logger: logger)
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: gateway, successTerminationBehavior: .gracefullyShutdownGroup)],

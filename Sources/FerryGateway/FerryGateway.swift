@@ -216,14 +216,25 @@ public final class FerryGateway: Service, Sendable {
                 boundContinuation.finish()
             },
             logger: logger)
+        let (failure, failureContinuation) = AsyncStream.makeStream(of: (any Error).self)
         group.addTask {
             defer { boundContinuation.finish() }
-            try await application.run()
+            do {
+                try await application.run()
+            } catch {
+                // Before it binds, a failure is the listener's, reported with its address.
+                failureContinuation.yield(error)
+                failureContinuation.finish()
+                throw error
+            }
         }
         for await port in bound {
+            failureContinuation.finish()
             return .tcp(host: http.host, port: port)
         }
-        throw FerryStatus.dialFailed("the HTTP server on \(http.host):\(http.port) did not start")
+        var reason = "the server stopped"
+        for await error in failure { reason = "\(error)" }
+        throw FerryLifecycleError.listenFailed("http \(FerryAddress.tcp(host: http.host, port: http.port)): \(reason)")
     }
 
     private func settle(_ outcome: Readiness) {

@@ -26,8 +26,10 @@ enum HTTPReplyMapping {
     /// The JSON body of a failed call: `{"code":404,"message":"Not Found","cause":"/x/y"}`.
     static func errorBody(for status: FerryStatus) -> ByteBuffer {
         let body = ErrorBody(code: status.code.rawValue, message: status.message, cause: status.cause)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
         // Three plain fields always encode.
-        return ByteBuffer(bytes: (try? JSONEncoder().encode(body)) ?? Data())
+        return ByteBuffer(bytes: (try? encoder.encode(body)) ?? Data())
     }
 
     private struct ErrorBody: Encodable {
