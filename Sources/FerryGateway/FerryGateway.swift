@@ -98,7 +98,7 @@ public final class FerryGateway: Service, Sendable {
         outer.auth = FerryAuth(
             verify: { token, session in
                 let user = try await verifier.userID(for: token)
-                try directory.admit(session, as: user)
+                try await directory.admit(session, as: user)
                 return user
             },
             timeout: configuration.authTimeout)

@@ -79,7 +79,7 @@ struct BrowserTests {
         return try await session.call(route, body, options: FerryCallOptions(meta: meta, codec: .json))
     }
 
-    @Test("the page authenticates, shows /math/add's reply and a push sent through the inner API, and reconnects after a kick")
+    @Test("the page authenticates, shows /math/add's reply and a push sent through the inner API, reconnects after its session drops, and stays closed after a kick")
     func demoPage() async throws {
         try await withGateway(allListeners()) { gateway, addresses, _ in
             try await withChromium { browser in
@@ -103,14 +103,21 @@ struct BrowserTests {
                 _ = try await page.evaluate(
                     "window.slowCall = ferryClient.call('/slow/never', undefined, {timeoutMs: 60000}).then(() => 'replied', (error) => String(error.code)); 'sent'")
                 let oldSession = try #require(gateway.sessions(of: "alice").first)
-                let kicked = try await inner(session, FerryGateway.InnerRoute.kick, users: ["alice"])
-                #expect(kicked == 1)
+                await oldSession.close()
                 #expect(try await page.evaluate("window.slowCall", awaitPromise: true) == "102")
                 #expect(await eventually(timeout: .seconds(30)) { gateway.sessions(of: "alice").contains { $0 !== oldSession } })
                 let reconnected = try await page.demoView { $0.state == "open" }
                 #expect(reconnected.state == "open", "page: \(reconnected)")
                 let sum = try await page.evaluate("ferryClient.call('/math/add', {a: 20, b: 22}).then(String)", awaitPromise: true)
                 #expect(sum == "42")
+
+                // A kick is told to the client, which closes for good instead of dialling again.
+                let kicked = try await inner(session, FerryGateway.InnerRoute.kick, users: ["alice"])
+                #expect(kicked == 1)
+                let closed = try await page.demoView { $0.state == "closed" }
+                #expect(closed.state == "closed", "page: \(closed)")
+                #expect(closed.error?.contains("kicked") == true, "page: \(closed)")
+                #expect(gateway.sessions(of: "alice").isEmpty, "no new session")
                 await service.close()
             }
         }

@@ -8,11 +8,15 @@ import Testing
 final class PushedClient: Sendable {
     let peer: FerryPeer
     let received = Recorded<String>()
+    /// The reasons the gateway gave before closing the session.
+    let closings = Recorded<String>()
 
     init(token: String) {
         peer = clientPeer(token: token)
         let received = self.received
+        let closings = self.closings
         peer.router.push("/chat/msg") { (text: String, _: FerryContext) in received.append(text) }
+        peer.router.push(FerryGateway.closingRoute) { (closing: FerryGateway.Closing, _: FerryContext) in closings.append(closing.reason) }
     }
 }
 
@@ -85,10 +89,11 @@ struct InnerAPITests {
         }
     }
 
-    @Test("kick closes the user's sessions")
+    @Test("kick tells the client why, then closes the user's sessions")
     func kick() async throws {
         try await withGateway(allListeners()) { gateway, addresses, _ in
-            let client = clientPeer(token: "hank")
+            let hank = PushedClient(token: "hank")
+            let client = hank.peer
             let outside = try await client.dial(try #require(addresses.webSocket))
             #expect(await eventually { gateway.sessions(of: "hank").count == 1 })
             let service = FerryPeer(logger: quietLogger())
@@ -96,9 +101,28 @@ struct InnerAPITests {
             let kicked = try await inner(session, FerryGateway.InnerRoute.kick, users: ["hank"], as: Int.self)
             #expect(kicked == 1)
             #expect(await eventually { outside.isClosed })
+            #expect(hank.closings.all == ["kicked"])
             #expect(gateway.sessions(of: "hank").isEmpty)
             await client.close()
             await service.close()
+        }
+    }
+}
+
+@Suite("The gateway tells clients why it closes them")
+struct ClosingNoticeTests {
+    @Test("single login: the older session is told it was replaced before it is closed")
+    func replaced() async throws {
+        try await withGateway(allListeners()) { _, addresses, _ in
+            let older = PushedClient(token: "ines")
+            let newer = PushedClient(token: "ines")
+            let first = try await older.peer.dial(try #require(addresses.socket))
+            _ = try await newer.peer.dial(try #require(addresses.socket))
+            #expect(await eventually { first.isClosed })
+            #expect(older.closings.all == ["replaced"])
+            #expect(newer.closings.all.isEmpty)
+            await older.peer.close()
+            await newer.peer.close()
         }
     }
 }

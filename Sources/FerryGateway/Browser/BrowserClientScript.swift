@@ -41,6 +41,8 @@ const DIAL_FAILED = 105;
 const TIMED_OUT = 408;
 const TIMEOUT_META_KEY = 'X-Ferry-Timeout';
 const HEARTBEAT_ROUTE = '/heartbeat';
+// The gateway pushes the reason here before it closes a session on purpose (kicked, replaced).
+const CLOSING_ROUTE = '/gateway/closing';
 
 // Query strings (meta and status): every byte but A-Z a-z 0-9 * - . _ is %XX, upper case.
 const escapeQuery = (text) =>
@@ -232,14 +234,19 @@ export class FerryClient {
     });
   }
 
-  /** An open connection lost: fail what waits on it, then reconnect unless closed or told not to. */
+  /** An open connection lost: fail what waits on it, then reconnect unless closed, told not to, or
+   * closed on purpose by the gateway (kicked, or replaced by a newer login). */
   #connectionDropped(connection) {
     this.#dropConnection(connection, 'the connection to the gateway dropped');
     // The backoff starts over only after a connection that lasted, so that two clients whose
     // logins close each other's sessions slow down instead of taking turns forever.
     if (Date.now() - connection.openedAt > this.#options.reconnect.maxDelayMs) this.#attempt = 0;
     this.#connection = null;
-    if (this.#closed || !this.#options.reconnect) {
+    if (connection.closingReason) {
+      // Closed on purpose by the gateway: dialling again would only undo it.
+      this.#closed = true;
+      this.#setState(State.CLOSED, new FerryError(CONNECTION_CLOSED, 'Connection Closed', `the gateway closed the session: ${connection.closingReason}`));
+    } else if (this.#closed || !this.#options.reconnect) {
       this.#closed = true;
       this.#setState(State.CLOSED);
     } else {
@@ -302,7 +309,7 @@ export class FerryClient {
   #receive(connection, message) {
     switch (message.mtype) {
       case MessageType.REPLY: return this.#receiveReply(connection, message);
-      case MessageType.PUSH: return this.#receivePush(message);
+      case MessageType.PUSH: return this.#receivePush(connection, message);
       case MessageType.CALL: {
         // The gateway's heartbeat may come as a call; this client serves no other route.
         const found = message.serviceMethod === HEARTBEAT_ROUTE;
@@ -329,7 +336,10 @@ export class FerryClient {
     }
   }
 
-  #receivePush(message) {
+  #receivePush(connection, message) {
+    if (message.serviceMethod === CLOSING_ROUTE) {
+      try { connection.closingReason = decodeBody(message)?.reason ?? 'closed'; } catch { connection.closingReason = 'closed'; }
+    }
     const handlers = this.#handlers.get(message.serviceMethod);
     if (!handlers?.size) return;
     let body;

@@ -35,6 +35,27 @@ extension FerryGateway {
         public static let pushRoute = "X-Ferry-Push-Route"
     }
 
+    /// The route the gateway pushes to a client just before it closes the client's session on
+    /// purpose, so that the client does not dial again: a JSON body ``Closing``. A client that
+    /// serves no such route drops the push and sees only the close.
+    public static let closingRoute = "/gateway/closing"
+
+    /// Why the gateway closes a session (the body of ``closingRoute``).
+    public struct Closing: Codable, Sendable, Hashable {
+        /// `kicked` (``InnerRoute/kick``) or `replaced` (a newer login of the same user).
+        public var reason: String
+
+        /// Creates a closing notice.
+        public init(reason: String) {
+            self.reason = reason
+        }
+
+        /// The session was closed through ``InnerRoute/kick``.
+        public static let kicked = Closing(reason: "kicked")
+        /// A newer login of the same user took the session's place (single login).
+        public static let replaced = Closing(reason: "replaced")
+    }
+
     /// The reply of ``InnerRoute/count``.
     public struct OnlineCount: Codable, Sendable, Hashable {
         /// Users with at least one session.
@@ -65,7 +86,11 @@ struct InnerRoutes: Sendable {
         }
         router.call(FerryGateway.InnerRoute.kick) { (_: Void, context) async -> Int in
             let targets = targets(of: context.message)
-            for session in targets { await session.close() }
+            await withTaskGroup(of: Void.self) { group in
+                for session in targets {
+                    group.addTask { await FerryGateway.close(session, because: .kicked) }
+                }
+            }
             return targets.count
         }
         router.call(FerryGateway.InnerRoute.online) { (asked: [String], _) -> [String] in
@@ -91,5 +116,14 @@ struct InnerRoutes: Sendable {
             hub.session(id: id).map(add)
         }
         return sessions
+    }
+}
+
+extension FerryGateway {
+    /// Tells a client why its session ends (``closingRoute``; best effort, within a second), then
+    /// closes the session.
+    static func close(_ session: FerrySession, because closing: Closing) async {
+        try? await session.push(closingRoute, closing, options: .timeout(.seconds(1)))
+        await session.close()
     }
 }

@@ -36,11 +36,16 @@ final class UserDirectory: Sendable {
 
     /// Gives `session` to `user`: sets its ID (`USER`, or `USER#N` with several devices).
     /// Throws 401 when the user already has the most sessions allowed.
-    func admit(_ session: FerrySession, as user: String) throws {
+    func admit(_ session: FerrySession, as user: String) async throws {
         let id: String
         switch policy {
         case .single:
             id = user
+            // The hub closes the older session once this one is ready; tell its client first
+            // why, so that it does not dial again.
+            if let older = hub.session(id: user), older !== session {
+                try? await older.push(FerryGateway.closingRoute, FerryGateway.Closing.replaced, options: .timeout(.seconds(1)))
+            }
         case .multipleDevices(let maximum):
             id = try table.withLock { table throws(FerryStatus) -> String in
                 let live = liveSessions(table, user: user)
