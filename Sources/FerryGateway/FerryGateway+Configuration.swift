@@ -32,6 +32,10 @@ extension FerryGateway {
         /// The timeout of an inward call when the caller set none (an HTTP request, or a
         /// session call without a timeout).
         public var callTimeout: Duration
+        /// How long one push of the inner API may wait to be written to one session, so that a
+        /// client that stops reading holds an inner call no longer than this. (Past the peer's
+        /// ``FerryPeer/Limits/maximumQueuedOutboundBytes``, its slow-consumer policy applies.)
+        public var pushTimeout: Duration
         /// Where the gateway announces itself and its load for `GET /gateways` (nil: it does
         /// not, and `GET /gateways` is proxied like any other path).
         public var announcement: Announcement?
@@ -48,6 +52,7 @@ extension FerryGateway {
             authTimeout: Duration = .seconds(10),
             logins: LoginPolicy = .single,
             callTimeout: Duration = .seconds(10),
+            pushTimeout: Duration = .seconds(5),
             announcement: Announcement? = nil
         ) {
             self.http = http
@@ -60,6 +65,7 @@ extension FerryGateway {
             self.authTimeout = authTimeout
             self.logins = logins
             self.callTimeout = callTimeout
+            self.pushTimeout = pushTimeout
             self.announcement = announcement
         }
     }

@@ -120,7 +120,7 @@ public final class FerryGateway: Service, Sendable {
         let proxy = InwardProxy(client: client, users: directory, callTimeout: configuration.callTimeout)
         outerPeer.router.unknownCall { message, context in try await proxy.call(message, context) }
         outerPeer.router.unknownPush { message, context in try await proxy.push(message, context) }
-        InnerRoutes(users: directory, hub: outerPeer.hub).register(on: innerPeer.router)
+        InnerRoutes(users: directory, hub: outerPeer.hub, pushTimeout: configuration.pushTimeout).register(on: innerPeer.router)
     }
 
     /// The connected sessions of `user`.

@@ -75,6 +75,7 @@ extension FerryGateway {
 struct InnerRoutes: Sendable {
     let users: UserDirectory
     let hub: FerrySessionHub
+    let pushTimeout: Duration
 
     func register(on router: FerryRouter) {
         router.call(FerryGateway.InnerRoute.push) { (_: ByteBuffer, context) async throws -> Int in
@@ -82,7 +83,8 @@ struct InnerRoutes: Sendable {
             guard let route = message.meta[FerryGateway.MetaKey.pushRoute], !route.isEmpty else {
                 throw FerryStatus.badMessage("\(FerryGateway.MetaKey.pushRoute) names no route to push to")
             }
-            return await FerrySessionHub.push(route, body: message.body, codec: message.bodyCodec, to: targets(of: message))
+            return await FerrySessionHub.push(
+                route, body: message.body, codec: message.bodyCodec, to: targets(of: message), options: .timeout(pushTimeout))
         }
         router.call(FerryGateway.InnerRoute.kick) { (_: Void, context) async -> Int in
             let targets = targets(of: context.message)
