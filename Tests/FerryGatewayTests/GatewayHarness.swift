@@ -16,12 +16,17 @@ struct Add: Codable, Sendable {
 /// - `/echo/meta` answers the call's meta as `[key: [values]]`;
 /// - `/fail/status` throws the status whose code is its argument;
 /// - `/slow/never` answers only when the service closes;
+/// - `/slow/gate` answers `"opened"` once ``openGate()`` is called;
 /// - PUSH `/chat/say` records the text and the meta it came with.
 final class Backend: Sendable {
     let peer: FerryPeer
     let listener: FerryListener
     /// Pushes received: (text, meta).
     let pushes = Recorded<(String, FerryMeta)>()
+    /// Holds `/slow/gate` calls until opened.
+    private let gate = Gate()
+    /// How many calls of `/slow/gate` have arrived.
+    let gateArrivals = Recorded<Int>()
 
     init() async throws {
         peer = FerryPeer(logger: quietLogger())
@@ -40,6 +45,11 @@ final class Backend: Sendable {
             return 0
         }
         let pushes = self.pushes
+        peer.router.call("/slow/gate") { [gate, gateArrivals] (_: Void, _: FerryContext) async -> String in
+            gateArrivals.append(1)
+            await gate.pass()
+            return "opened"
+        }
         peer.router.push("/chat/say") { (text: String, context: FerryContext) in
             pushes.append((text, context.meta))
         }
@@ -52,7 +62,13 @@ final class Backend: Sendable {
         FerryStaticRegistry(nodes: [FerryNode(service: "backend", address: listener.address, routes: routes)])
     }
 
+    /// Lets every call of `/slow/gate` answer, now and later.
+    func openGate() {
+        gate.open()
+    }
+
     func close() async {
+        openGate()
         await peer.close()
     }
 }
@@ -113,4 +129,28 @@ final class Recorded<Value: Sendable>: Sendable {
     }
 
     var all: [Value] { values.withLock { $0 } }
+}
+
+/// Callers of ``pass()`` wait until ``open()``.
+final class Gate: Sendable {
+    private let state = Mutex<(waiting: [CheckedContinuation<Void, Never>], isOpen: Bool)>(([], false))
+
+    func pass() async {
+        await withCheckedContinuation { continuation in
+            let isOpen = state.withLock { state in
+                if !state.isOpen { state.waiting.append(continuation) }
+                return state.isOpen
+            }
+            if isOpen { continuation.resume() }
+        }
+    }
+
+    func open() {
+        let waiting = state.withLock { state in
+            state.isOpen = true
+            defer { state.waiting = [] }
+            return state.waiting
+        }
+        for continuation in waiting { continuation.resume() }
+    }
 }
