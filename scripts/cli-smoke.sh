@@ -399,6 +399,16 @@ if command -v etcd >/dev/null 2>&1; then
     wait $NODE
     "$FERRY" ls --etcd "$ETCD_URL" | grep -q "no services registered" || { echo "FAIL deregistration on Ctrl-C"; exit 1; }
     echo "ok   deregistered on Ctrl-C"
+    WS_NODE_PORT=$(free_port); WS_NODE_WS=$(free_port)
+    "$FERRY" serve --listen "127.0.0.1:$WS_NODE_PORT" --ws "127.0.0.1:$WS_NODE_WS" --etcd "$ETCD_URL" --service smokews >"$WORK/ws-node.log" 2>&1 &
+    WS_NODE=$!
+    PIDS="$PIDS $WS_NODE"
+    for _ in $(seq 1 100); do [[ $(grep -c "registered as smokews" "$WORK/ws-node.log" 2>/dev/null) == 2 ]] && break; sleep 0.1; done
+    "$FERRY" ls --etcd "$ETCD_URL" | grep -q "ws://127.0.0.1:$WS_NODE_WS/ws" \
+        || { echo "FAIL serve --ws --etcd registers the WebSocket listener"; "$FERRY" ls --etcd "$ETCD_URL"; cat "$WORK/ws-node.log"; exit 1; }
+    echo "ok   serve --ws --etcd registers both listeners"
+    kill -INT $WS_NODE
+    wait $WS_NODE
     kill $ETCD
     wait $ETCD 2>/dev/null || true
 fi

@@ -83,12 +83,14 @@ struct ServeCommand: AsyncParsableCommand {
         // Filled in once the listener is up; the shutdown hook deregisters before draining.
         let registration = Registration()
         let hooks = FerryPeer.Hooks(onShutdown: {
-            guard let (registry, node) = registration.current else { return }
-            do {
-                try await registry.deregister(node)
-                printNow("ferry serve: deregistered \(node.service) at \(node.address)")
-            } catch {
-                logger.warning("could not deregister", metadata: ["error": "\(error)"])
+            guard let (registry, nodes) = registration.current else { return }
+            for node in nodes {
+                do {
+                    try await registry.deregister(node)
+                    printNow("ferry serve: deregistered \(node.service) at \(node.address)")
+                } catch {
+                    logger.warning("could not deregister", metadata: ["error": "\(error)"])
+                }
             }
         })
         let peer = FerryPeer(
@@ -100,17 +102,22 @@ struct ServeCommand: AsyncParsableCommand {
         let tlsConfiguration = try tls.serverConfiguration()
         let listener = try await peer.listen(address, tls: tlsConfiguration)
         var places = listener.address.description
+        var addresses = [listener.address]
         if let ws, case .tcp(let host, let port) = FerryAddress(ws) {
             let webSocketListener = try await peer.listen(.webSocket(host: host, port: port, path: wsPath), tls: tlsConfiguration)
             places += " and \(webSocketListener.address.displayed(tls: tlsConfiguration != nil))"
+            addresses.append(webSocketListener.address)
         }
         let webSocketNote = ws == nil ? "" : ", WebSocket sub-protocol \(wsProto.rawValue)"
         printNow("ferry serve: listening on \(places) (pid \(ProcessInfo.processInfo.processIdentifier)\(webSocketNote)); routes: \(peer.router.routes.map(\.description).joined(separator: ", "))")
         if let registry, let service {
-            let node = FerryNode(service: service, address: listener.address, router: peer.router)
-            try await registry.register(node)
-            registration.current = (registry, node)
-            printNow("ferry serve: registered as \(service) in etcd (\(registry.key(of: node)))")
+            // One node per listener: clients of the service reach it over TCP and WebSocket.
+            let nodes = addresses.map { FerryNode(service: service, address: $0, router: peer.router) }
+            for node in nodes {
+                try await registry.register(node)
+                printNow("ferry serve: registered as \(service) in etcd (\(registry.key(of: node)))")
+            }
+            registration.current = (registry, nodes)
         }
         printNow("Ctrl-C or SIGTERM stops gracefully; SIGUSR2 restarts without downtime")
         // The registry comes first: a graceful shutdown stops the services in reverse order, so
@@ -129,8 +136,8 @@ struct ServeCommand: AsyncParsableCommand {
 
 /// The registry entry of the serving node, once there is one.
 private final class Registration: Sendable {
-    private let storage = Mutex<(FerryEtcdRegistry, FerryNode)?>(nil)
-    var current: (FerryEtcdRegistry, FerryNode)? {
+    private let storage = Mutex<(FerryEtcdRegistry, [FerryNode])?>(nil)
+    var current: (FerryEtcdRegistry, [FerryNode])? {
         get { storage.withLock { $0 } }
         set { storage.withLock { $0 = newValue } }
     }
