@@ -10,6 +10,8 @@ let package = Package(
         .library(name: "FerryMicro", targets: ["FerryMicro"]),
         .library(name: "FerryEtcd", targets: ["FerryEtcd"]),
         .library(name: "FerryGateway", targets: ["FerryGateway"]),
+        .library(name: "FerryPush", targets: ["FerryPush"]),
+        .library(name: "FerryPushSQLite", targets: ["FerryPushSQLite"]),
         .executable(name: "ferry", targets: ["FerryCLI"]),
     ],
     dependencies: [
@@ -25,6 +27,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
         .package(url: "https://github.com/vapor/jwt-kit", from: "5.8.0"),
+        .package(url: "https://github.com/vapor/sqlite-nio", from: "1.13.2"),
         // Without its default traits Hummingbird does not build swift-configuration.
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
     ],
@@ -86,6 +89,23 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .target(
+            name: "FerryPush",
+            dependencies: [
+                "Ferry",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "FerryPushSQLite",
+            dependencies: [
+                "FerryPush",
+                .product(name: "SQLiteNIO", package: "sqlite-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .executableTarget(
@@ -156,6 +176,15 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
+            name: "FerryPushTests",
+            dependencies: [
+                "FerryPush",
+                "FerryPushSQLite",
+                "FerryTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
         .testTarget(
