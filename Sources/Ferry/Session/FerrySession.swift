@@ -28,6 +28,8 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
     let dialTarget: DialTarget?
     /// An accepted session's place among unauthenticated connections, until it authenticates.
     let authSlot: UnauthenticatedSlot?
+    /// Wakes ``waitUntilClosed()``.
+    let closeNotifier = CloseNotifier()
     let state: Mutex<SessionState>
     /// The loop whose clock times this session's calls and pushes: the first connection's.
     /// Every loop of a group reads the same clock, so a redial onto another loop changes
@@ -80,6 +82,12 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
     /// Whether the session is closed for good: closed by either side with no redial, or its
     /// redial gave up. A session that is redialling is not closed.
     public var isClosed: Bool { state.withLock { $0.isClosed } }
+
+    /// Suspends until the session is closed for good (as ``isClosed`` says), or the task is
+    /// cancelled.
+    public func waitUntilClosed() async {
+        await closeNotifier.wait()
+    }
 
     /// A readable form, for logs and error messages.
     public var description: String { "FerrySession(\(id), remote: \(remoteAddress))" }
@@ -166,6 +174,7 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
         for connection in closing.connectionsToClose { connection.close(promise: nil) }
         logger.debug("session closed", metadata: ["id": "\(id)", "reason": "\(closing.reason)"])
         peer.sessionClosed(self, wasReady: closing.wasReady)
+        closeNotifier.close()
     }
 }
 
