@@ -83,6 +83,7 @@ let package = Package(
             dependencies: [
                 "Ferry",
                 "FerryMicro",
+                "FerryPush",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "JWTKit", package: "jwt-kit"),
@@ -170,6 +171,7 @@ let package = Package(
             name: "FerryGatewayTests",
             dependencies: [
                 "FerryGateway",
+                "FerryPush",
                 "FerryTestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "JWTKit", package: "jwt-kit"),

@@ -1,5 +1,6 @@
 import Ferry
 import FerryMicro
+import FerryPush
 import NIOCore
 
 extension FerryGateway {
@@ -36,6 +37,10 @@ extension FerryGateway {
         /// client that stops reading holds an inner call no longer than this. (Past the peer's
         /// ``FerryPeer/Limits/maximumQueuedOutboundBytes``, its slow-consumer policy applies.)
         public var pushTimeout: Duration
+        /// At-least-once pushes to users (``FerryGateway/InnerRoute/send``, delivered with
+        /// `FerryPushProtocol`): the mailbox that stores them and the delivery settings (nil:
+        /// only best-effort pushes).
+        public var durablePush: DurablePush?
         /// Where the gateway announces itself and its load for `GET /gateways` (nil: it does
         /// not, and `GET /gateways` is proxied like any other path).
         public var announcement: Announcement?
@@ -53,6 +58,7 @@ extension FerryGateway {
             logins: LoginPolicy = .single,
             callTimeout: Duration = .seconds(10),
             pushTimeout: Duration = .seconds(5),
+            durablePush: DurablePush? = nil,
             announcement: Announcement? = nil
         ) {
             self.http = http
@@ -66,7 +72,22 @@ extension FerryGateway {
             self.logins = logins
             self.callTimeout = callTimeout
             self.pushTimeout = pushTimeout
+            self.durablePush = durablePush
             self.announcement = announcement
+        }
+    }
+
+    /// At-least-once pushes: where they are stored and how they are delivered.
+    public struct DurablePush: Sendable {
+        /// The mailbox (`FerryMemoryMailbox`, or `FerrySQLiteMailbox` to survive restarts).
+        public var mailbox: any FerryMailbox
+        /// Window, resend time and clock.
+        public var delivery: FerryPushService.Configuration
+
+        /// Creates the settings.
+        public init(mailbox: any FerryMailbox, delivery: FerryPushService.Configuration = FerryPushService.Configuration()) {
+            self.mailbox = mailbox
+            self.delivery = delivery
         }
     }
 

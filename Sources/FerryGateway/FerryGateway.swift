@@ -1,5 +1,6 @@
 import Ferry
 import FerryMicro
+import FerryPush
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -54,6 +55,8 @@ public final class FerryGateway: Service, Sendable {
     public let outerPeer: FerryPeer
     /// The peer of the inner listener; it also dials the services.
     public let innerPeer: FerryPeer
+    /// At-least-once pushes, when ``Configuration/durablePush`` is set.
+    public let pushService: FerryPushService?
     let users: UserDirectory
     let logger: Logger
     private let readiness = Mutex(Readiness.waiting([]))
@@ -102,8 +105,15 @@ public final class FerryGateway: Service, Sendable {
                 return user
             },
             timeout: configuration.authTimeout)
+        let pushService = configuration.durablePush.map { durable in
+            FerryPushService(mailbox: durable.mailbox, configuration: durable.delivery, logger: logger) { session in
+                directory.user(ofSessionID: session.id)
+            }
+        }
+        self.pushService = pushService
         let disconnected = outer.hooks.onDisconnect
         outer.hooks.onDisconnect = { session in
+            pushService?.sessionClosed(session)
             directory.remove(sessionID: session.id)
             disconnected?(session)
         }
@@ -120,7 +130,9 @@ public final class FerryGateway: Service, Sendable {
         let proxy = InwardProxy(client: client, users: directory, callTimeout: configuration.callTimeout)
         outerPeer.router.unknownCall { message, context in try await proxy.call(message, context) }
         outerPeer.router.unknownPush { message, context in try await proxy.push(message, context) }
-        InnerRoutes(users: directory, hub: outerPeer.hub, pushTimeout: configuration.pushTimeout).register(on: innerPeer.router)
+        InnerRoutes(users: directory, hub: outerPeer.hub, pushTimeout: configuration.pushTimeout, pushService: pushService)
+            .register(on: innerPeer.router)
+        pushService?.install(on: outerPeer.router)
     }
 
     /// The connected sessions of `user`.
@@ -154,6 +166,7 @@ public final class FerryGateway: Service, Sendable {
                 group.addTask { try await self.client.run() }
                 group.addTask { try await self.outerPeer.run() }
                 group.addTask { try await self.innerPeer.run() }
+                if let pushService { group.addTask { await pushService.run() } }
                 var addresses = ListeningAddresses()
                 if let address = configuration.socket {
                     addresses.socket = try await outerPeer.listen(address).address

@@ -1,4 +1,5 @@
 import Ferry
+import FerryPush
 import NIOCore
 
 extension FerryGateway {
@@ -12,6 +13,10 @@ extension FerryGateway {
     ///   `X-Ferry-Session`. Replies the number closed.
     /// - ``online``: takes a JSON array of user IDs and replies those connected.
     /// - ``count``: replies `{"users": N, "sessions": M}`.
+    /// - ``send``: at least once (with ``Configuration/durablePush``): stores the call's body for
+    ///   each user named in `X-Ferry-User`, to route `X-Ferry-Push-Route`, and replies once it is
+    ///   stored with a ``Stored`` per user; the users' sessions that resumed their stream get it,
+    ///   and those offline get it when they resume.
     public enum InnerRoute {
         /// Push to users or sessions.
         public static let push = "/gateway/push"
@@ -21,6 +26,8 @@ extension FerryGateway {
         public static let online = "/gateway/online"
         /// How many users and sessions are connected.
         public static let count = "/gateway/count"
+        /// Store and push, at least once.
+        public static let send = "/gateway/send"
     }
 
     /// The meta keys the gateway sets on inward calls and reads on inner calls.
@@ -56,6 +63,23 @@ extension FerryGateway {
         public static let replaced = Closing(reason: "replaced")
     }
 
+    /// Where ``InnerRoute/send`` stored a message for one user.
+    public struct Stored: Codable, Sendable, Hashable {
+        /// The user.
+        public var user: String
+        /// The user's stream epoch.
+        public var epoch: String
+        /// The message's offset.
+        public var offset: UInt64
+
+        /// Creates a record.
+        public init(user: String, epoch: String, offset: UInt64) {
+            self.user = user
+            self.epoch = epoch
+            self.offset = offset
+        }
+    }
+
     /// The reply of ``InnerRoute/count``.
     public struct OnlineCount: Codable, Sendable, Hashable {
         /// Users with at least one session.
@@ -76,6 +100,7 @@ struct InnerRoutes: Sendable {
     let users: UserDirectory
     let hub: FerrySessionHub
     let pushTimeout: Duration
+    let pushService: FerryPushService?
 
     func register(on router: FerryRouter) {
         router.call(FerryGateway.InnerRoute.push) { (_: ByteBuffer, context) async throws -> Int in
@@ -85,6 +110,22 @@ struct InnerRoutes: Sendable {
             }
             return await FerrySessionHub.push(
                 route, body: message.body, codec: message.bodyCodec, to: targets(of: message), options: .timeout(pushTimeout))
+        }
+        router.call(FerryGateway.InnerRoute.send) { [pushService] (_: ByteBuffer, context) async throws -> [FerryGateway.Stored] in
+            guard let pushService else {
+                throw FerryStatus.messageTypeNotAllowed("this gateway keeps no mailbox: at-least-once pushes are off")
+            }
+            let message = context.message
+            guard let route = message.meta[FerryGateway.MetaKey.pushRoute], !route.isEmpty else {
+                throw FerryStatus.badMessage("\(FerryGateway.MetaKey.pushRoute) names no route to push to")
+            }
+            let entry = FerryMailboxEntry(route: route, codec: message.bodyCodec, body: message.body)
+            var stored: [FerryGateway.Stored] = []
+            for user in message.meta.values(for: FerryGateway.MetaKey.user) {
+                let result = try await pushService.push([entry], to: user)
+                stored.append(FerryGateway.Stored(user: user, epoch: result.epoch, offset: result.offsets.lowerBound))
+            }
+            return stored
         }
         router.call(FerryGateway.InnerRoute.kick) { (_: Void, context) async -> Int in
             let targets = targets(of: context.message)
