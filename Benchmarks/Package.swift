@@ -23,6 +23,9 @@ let package = Package(
         .package(url: "https://github.com/grpc/grpc-swift-nio-transport", from: "2.9.2"),
         .package(url: "https://github.com/grpc/grpc-swift-protobuf", from: "2.4.1"),
         .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
+        // The gateway's HTTP baseline: a plain Hummingbird 2 route. Without its default traits,
+        // as the parent package declares it.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
     ],
     targets: [
         // The shared workload: the generated `BenchmarkMessage`, its gRPC service and the filled-in
@@ -46,6 +49,8 @@ let package = Package(
                 "BenchmarkProto",
                 .product(name: "Ferry", package: ferryPackage),
                 .product(name: "FerryMicro", package: ferryPackage),
+                .product(name: "FerryGateway", package: ferryPackage),
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),

@@ -6,6 +6,12 @@
 #
 #   Benchmarks/idle.sh                 # 10000 50000 100000
 #   COUNTS="10000 20000" Benchmarks/idle.sh
+#   SYSTEMS="gateway-ws ferry-ws" COUNTS="10000 19000" Benchmarks/idle.sh   # WebSocket sessions
+#
+# SYSTEMS (default "ferry nio"): ferry, nio, ferry-ws (Ferry's WebSocket listener, no auth) and
+# gateway-ws (a FerryGateway's WebSocket listener: each connection upgrades, authenticates with a
+# token of its own, then makes one call that the gateway proxies to a Ferry service in the same
+# process).
 #
 # Heartbeats are on for Ferry: the server pings every session that has been silent for
 # HEARTBEAT seconds (PUSH /heartbeat, erpc's heartbeat), and the RSS is read after SETTLE seconds,
@@ -17,6 +23,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 COUNTS=${COUNTS:-"10000 50000 100000"}
+SYSTEMS=${SYSTEMS:-"ferry nio"}
 THREADS=2
 PER_PROCESS=${PER_PROCESS:-9000}     # connections per client process
 HEARTBEAT=${HEARTBEAT:-5}            # Ferry's ping interval, seconds
@@ -60,7 +67,7 @@ measure() {
     local system=$1 port=$2 count=$3 note=$4
     local log="$results/idle-server-$system-$count.log"
     local extra=()
-    [ "$system" = ferry ] && extra=(--heartbeat "$HEARTBEAT")
+    case $system in ferry | ferry-ws | gateway-ws) extra=(--heartbeat "$HEARTBEAT") ;; esac
     "$bin" server --system "$system" --port "$port" --threads "$THREADS" "${extra[@]}" >"$log" 2>&1 &
     server_pid=$!
     for _ in $(seq 1 100); do grep -q '^listening' "$log" && break; sleep 0.1; done
@@ -110,12 +117,12 @@ PY
 }
 
 port=9301
-for system in ferry nio; do
-    if [ "$system" = ferry ]; then
-        silent="heartbeats on: the server pings each silent session every ${HEARTBEAT} s"
-    else
-        silent="raw echo: no heartbeat, silent connections"
-    fi
+for system in $SYSTEMS; do
+    case $system in
+    nio) silent="raw echo: no heartbeat, silent connections" ;;
+    gateway-ws) silent="authenticated WebSocket sessions through the gateway; heartbeats on: it pings each silent session every ${HEARTBEAT} s" ;;
+    *) silent="heartbeats on: the server pings each silent session every ${HEARTBEAT} s" ;;
+    esac
     largest_done=0
     for count in $COUNTS; do
         if [ "$count" -le "$capacity" ]; then

@@ -44,6 +44,9 @@ struct ClientCommand: AsyncParsableCommand {
     var json = false
 
     func validate() throws {
+        guard endpoint.system != .gatewayWebSocket else {
+            throw ValidationError("--system gateway-ws has a server and idle connections only")
+        }
         guard concurrency >= 1 else { throw ValidationError("--concurrency must be at least 1") }
         guard connections >= 0 else { throw ValidationError("--connections must be 0 or more") }
         guard calls >= 1 else { throw ValidationError("--calls must be at least 1") }
@@ -73,10 +76,10 @@ struct ClientCommand: AsyncParsableCommand {
         let measurement: LoadMeasurement
         var attempts: FerryClientBench.Attempts?
         switch endpoint.system {
-        case .ferry:
+        case .ferry, .ferryWebSocket:
             measurement = try await FerryBenchClient.measure(
-                host: endpoint.host, port: endpoint.port, connections: connectionCount,
-                codec: endpoint.codec, group: group, plan: plan)
+                host: endpoint.host, port: endpoint.port, transport: endpoint.system == .ferry ? .tcp : .webSocket,
+                connections: connectionCount, codec: endpoint.codec, group: group, plan: plan)
         case .ferryClient:
             let nodePorts = try ports.map { list in
                 try list.split(separator: ",").map { text in
@@ -95,6 +98,8 @@ struct ClientCommand: AsyncParsableCommand {
             measurement = try await NIOEchoClient.measure(
                 host: endpoint.host, port: endpoint.port, connections: connectionCount, group: group, plan: plan,
                 protobuf: endpoint.system == .nioProtobuf)
+        case .gatewayWebSocket:
+            throw ValidationError("--system gateway-ws has a server and idle connections only")
         case .grpc:
             measurement = try await GRPCBenchClient.measure(
                 host: endpoint.host, port: endpoint.port, connections: connectionCount, group: group, plan: plan)

@@ -13,7 +13,7 @@ struct FerryBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ferry-bench",
         abstract: "Ferry against the raw-NIO ceiling and grpc-swift-2, on the 581-byte BenchmarkMessage.",
-        subcommands: [ServerCommand.self, ClientCommand.self, IdleCommand.self]
+        subcommands: [ServerCommand.self, ClientCommand.self, IdleCommand.self, HTTPCommand.self]
     )
 }
 

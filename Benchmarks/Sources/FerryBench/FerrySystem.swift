@@ -4,13 +4,52 @@ import Logging
 import NIOCore
 import NIOPosix
 
+/// How the Ferry system's server listens and its callers dial.
+enum FerryBenchTransport: Sendable {
+    /// TCP, erpc's raw proto (`ferry`).
+    case tcp
+    /// WebSocket on ``FerryBenchTransport/webSocketPath``, erpc's mixer with the protobuf
+    /// sub-protocol (`ferry-ws`).
+    case webSocket
+
+    /// The path of the WebSocket endpoint.
+    static let webSocketPath = "/ws"
+
+    func address(host: String, port: Int) -> FerryAddress {
+        switch self {
+        case .tcp: .tcp(host: host, port: port)
+        case .webSocket: .webSocket(host: host, port: port, path: Self.webSocketPath)
+        }
+    }
+
+    /// A peer configuration for this transport: the workload's body is binary, which only the
+    /// mixer's protobuf sub-protocol carries.
+    func configuration() -> FerryPeer.Configuration {
+        var configuration = FerryPeer.Configuration(defaultCodec: .protobuf)
+        configuration.webSocket.subprotocol = .protobuf
+        return configuration
+    }
+}
+
+/// The port of a listening address.
+func boundPort(of address: FerryAddress) -> Int? {
+    switch address {
+    case .tcp(_, let port), .webSocket(_, let port, _): port
+    case .unix: nil
+    }
+}
+
 /// The Ferry server: one CALL route with the workload's handler, protobuf body codec. A second
-/// route passes the body bytes through untouched (`--codec raw`).
+/// route passes the body bytes through untouched (`--codec raw`), and a third echoes any body
+/// in any codec (the gateway's HTTP benchmark).
 struct FerryBenchServer: BenchServer {
     /// The route that echoes the body bytes without decoding them.
     static let rawRoute = "/bench/raw"
+    /// The route that echoes any body with its codec (HTTP through the gateway).
+    static let echoRoute = "/bench/echo"
 
     let group: MultiThreadedEventLoopGroup
+    var transport: FerryBenchTransport = .tcp
     /// The heartbeat ping interval; nil: this side does not ping (the default).
     var heartbeat: Duration? = nil
     /// The share of replies delayed by ``slowDelay`` (a slow node); 0: none.
@@ -20,7 +59,7 @@ struct FerryBenchServer: BenchServer {
     func run(host: String, port: Int, onListening: @escaping @Sendable (Int) -> Void) async throws {
         var logger = Logger(label: "ferry-bench")
         logger.logLevel = .warning
-        var configuration = FerryPeer.Configuration(defaultCodec: .protobuf)
+        var configuration = transport.configuration()
         configuration.heartbeat.pingInterval = heartbeat
         let peer = FerryPeer(configuration: configuration, eventLoopGroup: group, logger: logger)
         let slowFraction = slowFraction
@@ -35,11 +74,19 @@ struct FerryBenchServer: BenchServer {
             // The workload's handler never suspends: Ferry runs it in place, with no task.
             peer.router.call(Workload.route) { (request: Bench_BenchmarkMessage, _) in Workload.answer(request) }
         }
-        peer.router.call(Self.rawRoute) { (body: ByteBuffer, _) in body }
-        let listener = try await peer.listen(.tcp(host: host, port: port))
-        guard case .tcp(_, let boundPort) = listener.address else { return }
-        onListening(boundPort)
+        Self.addEchoRoutes(to: peer)
+        let listener = try await peer.listen(transport.address(host: host, port: port))
+        guard let port = boundPort(of: listener.address) else { return }
+        onListening(port)
         try await waitForever()
+    }
+
+    /// The routes that pass bodies through: ``rawRoute`` and ``echoRoute``.
+    static func addEchoRoutes(to peer: FerryPeer) {
+        peer.router.call(rawRoute) { (body: ByteBuffer, _) in body }
+        peer.router.addRoute(.call, echoRoute, synchronousHandler: { message, _ in
+            FerryResponse(bodyCodec: message.bodyCodec, body: message.body)
+        })
     }
 }
 
@@ -76,14 +123,15 @@ enum FerryBenchClient {
     }
 
     static func measure(
-        host: String, port: Int, connections: Int, codec: BodyCodec, group: MultiThreadedEventLoopGroup, plan: LoadPlan
+        host: String, port: Int, transport: FerryBenchTransport = .tcp, connections: Int, codec: BodyCodec,
+        group: MultiThreadedEventLoopGroup, plan: LoadPlan
     ) async throws -> LoadMeasurement {
         var logger = Logger(label: "ferry-bench")
         logger.logLevel = .warning
-        let peer = FerryPeer(configuration: .init(defaultCodec: .protobuf), eventLoopGroup: group, logger: logger)
+        let peer = FerryPeer(configuration: transport.configuration(), eventLoopGroup: group, logger: logger)
         var targets: [any CallTarget] = []
         for _ in 0..<connections {
-            let session = try await peer.dial(.tcp(host: host, port: port))
+            let session = try await peer.dial(transport.address(host: host, port: port))
             targets.append(Target(session: session, codec: codec))
         }
         let measurement = await LoadGenerator.run(plan, targets: targets)

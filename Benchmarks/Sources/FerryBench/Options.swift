@@ -4,6 +4,14 @@ import ArgumentParser
 enum BenchSystem: String, ExpressibleByArgument, CaseIterable, Codable, Sendable {
     /// Ferry: a `FerryPeer` serving one CALL route, protobuf body.
     case ferry
+    /// The same Ferry server and callers over WebSocket: the server listens on
+    /// `.webSocket(host:port:path: "/ws")` and the callers dial it; erpc's mixer with its
+    /// protobuf sub-protocol (the workload's body is binary).
+    case ferryWebSocket = "ferry-ws"
+    /// A Ferry service behind a `FerryGateway` whose WebSocket listener (`/ws`, JSON
+    /// sub-protocol, token auth with `FerryDevelopmentTokenVerifier`) holds outside clients;
+    /// server and `idle` only.
+    case gatewayWebSocket = "gateway-ws"
     /// Ferry through `FerryMicro.FerryClient` (static registry, session pool, balancer) against
     /// the same server as `ferry`; client side only (`server --system ferry-client` serves as
     /// `ferry`).
@@ -41,7 +49,7 @@ enum BodyCodec: String, ExpressibleByArgument, CaseIterable, Codable, Sendable {
 
 /// Where the server is and how many event-loop threads each process gets.
 struct EndpointOptions: ParsableArguments {
-    @Option(name: .long, help: "The system under test: ferry, ferry-client, nio, nio-protobuf or grpc.")
+    @Option(name: .long, help: "The system under test: ferry, ferry-ws, ferry-client, gateway-ws, nio, nio-protobuf or grpc.")
     var system: BenchSystem = .ferry
 
     @Option(name: .long, help: "The server address.")
@@ -61,8 +69,8 @@ struct EndpointOptions: ParsableArguments {
             throw ValidationError("--threads must be 1 or 2: every system gets the same budget of at most 2")
         }
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535") }
-        if codec == .raw && system != .ferry {
-            throw ValidationError("--codec raw applies to --system ferry only")
+        if codec == .raw && system != .ferry && system != .ferryWebSocket {
+            throw ValidationError("--codec raw applies to --system ferry and ferry-ws only")
         }
     }
 }

@@ -21,12 +21,13 @@ struct ServerCommand: AsyncParsableCommand {
     var slowDelayMs: Int = 50
 
     func validate() throws {
-        let isFerry = endpoint.system == .ferry || endpoint.system == .ferryClient
+        let isFerry = [.ferry, .ferryClient, .ferryWebSocket, .gatewayWebSocket].contains(endpoint.system)
         guard (0...1).contains(slowFraction) else { throw ValidationError("--slow-fraction must be 0...1") }
         guard slowDelayMs >= 0 else { throw ValidationError("--slow-delay-ms must be 0 or more") }
-        if slowFraction > 0 && !isFerry { throw ValidationError("--slow-fraction applies to --system ferry only") }
+        if slowFraction > 0 && !isFerry { throw ValidationError("--slow-fraction applies to the Ferry systems only") }
+        if slowFraction > 0 && endpoint.system == .gatewayWebSocket { throw ValidationError("--slow-fraction does not apply to gateway-ws") }
         if let heartbeat {
-            guard isFerry else { throw ValidationError("--heartbeat applies to --system ferry only") }
+            guard isFerry else { throw ValidationError("--heartbeat applies to the Ferry systems only") }
             guard heartbeat >= 1 else { throw ValidationError("--heartbeat must be at least 1 second") }
         }
     }
@@ -40,6 +41,11 @@ struct ServerCommand: AsyncParsableCommand {
             server = FerryBenchServer(
                 group: group, heartbeat: heartbeat.map { .seconds($0) },
                 slowFraction: slowFraction, slowDelay: .milliseconds(slowDelayMs))
+        case .ferryWebSocket:
+            server = FerryBenchServer(
+                group: group, transport: .webSocket, heartbeat: heartbeat.map { .seconds($0) },
+                slowFraction: slowFraction, slowDelay: .milliseconds(slowDelayMs))
+        case .gatewayWebSocket: server = GatewayWebSocketServer(group: group, heartbeat: heartbeat.map { .seconds($0) })
         case .nio: server = NIOEchoServer(group: group)
         case .nioProtobuf: server = NIOEchoServer(group: group, answersProtobuf: true)
         case .grpc: server = GRPCBenchServer(group: group)
