@@ -96,6 +96,7 @@ let package = Package(
             name: "FerryPush",
             dependencies: [
                 "Ferry",
+                "FerryMicro",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -116,6 +117,8 @@ let package = Package(
                 "Ferry",
                 "FerryEtcd",
                 "FerryGateway",
+                "FerryPush",
+                "FerryPushSQLite",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

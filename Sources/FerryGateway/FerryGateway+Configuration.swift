@@ -41,6 +41,8 @@ extension FerryGateway {
         /// `FerryPushProtocol`): the mailbox that stores them and the delivery settings (nil:
         /// only best-effort pushes).
         public var durablePush: DurablePush?
+        /// Rooms outside clients join and internal services broadcast to (nil: no rooms).
+        public var rooms: Rooms?
         /// Where the gateway announces itself and its load for `GET /gateways` (nil: it does
         /// not, and `GET /gateways` is proxied like any other path).
         public var announcement: Announcement?
@@ -59,6 +61,7 @@ extension FerryGateway {
             callTimeout: Duration = .seconds(10),
             pushTimeout: Duration = .seconds(5),
             durablePush: DurablePush? = nil,
+            rooms: Rooms? = nil,
             announcement: Announcement? = nil
         ) {
             self.http = http
@@ -73,6 +76,7 @@ extension FerryGateway {
             self.callTimeout = callTimeout
             self.pushTimeout = pushTimeout
             self.durablePush = durablePush
+            self.rooms = rooms
             self.announcement = announcement
         }
     }

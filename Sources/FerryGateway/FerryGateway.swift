@@ -37,6 +37,8 @@ import Synchronization
 ///   itself) go to the service that serves them, with ``MetaKey/user``, ``MetaKey/session`` and
 ///   ``MetaKey/realIP`` in their meta; replies come back with their status intact.
 /// - **Inner API** (``Configuration/inner``): ``InnerRoute``.
+/// - **Rooms** (``Configuration/rooms``): clients join and leave (``RoomRoute``); services
+///   broadcast and list members (``InnerRoomRoute``).
 /// - **Dispatcher** (``Configuration/announcement``): the gateway registers with its load, and
 ///   `GET /gateways` lists the least loaded gateways for a new client.
 ///
@@ -57,6 +59,8 @@ public final class FerryGateway: Service, Sendable {
     public let innerPeer: FerryPeer
     /// At-least-once pushes, when ``Configuration/durablePush`` is set.
     public let pushService: FerryPushService?
+    /// The rooms, when ``Configuration/rooms`` is set.
+    public let rooms: FerryRooms?
     let users: UserDirectory
     let logger: Logger
     private let readiness = Mutex(Readiness.waiting([]))
@@ -111,9 +115,12 @@ public final class FerryGateway: Service, Sendable {
             }
         }
         self.pushService = pushService
+        let rooms = configuration.rooms.map { FerryRooms(configuration: $0.configuration) }
+        self.rooms = rooms
         let disconnected = outer.hooks.onDisconnect
         outer.hooks.onDisconnect = { session in
             pushService?.sessionClosed(session)
+            rooms?.leaveAll(session)
             directory.remove(sessionID: session.id)
             disconnected?(session)
         }
@@ -133,6 +140,11 @@ public final class FerryGateway: Service, Sendable {
         InnerRoutes(users: directory, hub: outerPeer.hub, pushTimeout: configuration.pushTimeout, pushService: pushService)
             .register(on: innerPeer.router)
         pushService?.install(on: outerPeer.router)
+        if let rooms, let settings = configuration.rooms {
+            let routes = RoomRoutes(rooms: rooms, users: directory, mayJoin: settings.mayJoin)
+            routes.registerOuter(on: outerPeer.router)
+            routes.registerInner(on: innerPeer.router)
+        }
     }
 
     /// The connected sessions of `user`.
