@@ -148,6 +148,19 @@ struct SQLiteMailboxTests {
         }
     }
 
+    @Test("expired messages a read skipped are deleted by the next transaction, whoever writes it")
+    func readLeavesExpiredToNextTransaction() async throws {
+        try await withMailboxFiles { files in
+            let clock = ManualWallClock()
+            let mailbox = try await files.open(limits: FerryMailboxLimits(timeToLive: .seconds(60)), now: { clock.now })
+            _ = try await mailbox.append(["1", "2"].map { MailboxConformance.entry($0) }, to: "idle")
+            clock.advance(by: 61)
+            #expect(try await mailbox.read("idle", after: 0, limit: 10).lost == 2)
+            _ = try await mailbox.append([MailboxConformance.entry("x")], to: "other")
+            #expect(try await mailbox.removeExpired() == 0, "the append's transaction deleted them")
+        }
+    }
+
     @Test("an empty body round-trips")
     func emptyBody() async throws {
         try await withMailboxFiles { files in
