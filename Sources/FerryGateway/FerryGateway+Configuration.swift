@@ -41,6 +41,9 @@ extension FerryGateway {
         /// `FerryPushProtocol`): the mailbox that stores them and the delivery settings (nil:
         /// only best-effort pushes).
         public var durablePush: DurablePush?
+        /// Several gateways as one: presence in a shared registry, and pushes accepted by any
+        /// gateway delivered wherever the user is (nil: this gateway alone).
+        public var cluster: Cluster?
         /// Rooms outside clients join and internal services broadcast to (nil: no rooms).
         public var rooms: Rooms?
         /// Where the gateway announces itself and its load for `GET /gateways` (nil: it does
@@ -62,6 +65,7 @@ extension FerryGateway {
             pushTimeout: Duration = .seconds(5),
             durablePush: DurablePush? = nil,
             rooms: Rooms? = nil,
+            cluster: Cluster? = nil,
             announcement: Announcement? = nil
         ) {
             self.http = http
@@ -77,6 +81,7 @@ extension FerryGateway {
             self.pushTimeout = pushTimeout
             self.durablePush = durablePush
             self.rooms = rooms
+            self.cluster = cluster
             self.announcement = announcement
         }
     }

@@ -37,6 +37,8 @@ import Synchronization
 ///   itself) go to the service that serves them, with ``MetaKey/user``, ``MetaKey/session`` and
 ///   ``MetaKey/realIP`` in their meta; replies come back with their status intact.
 /// - **Inner API** (``Configuration/inner``): ``InnerRoute``.
+/// - **Cluster** (``Configuration/cluster``): presence in a shared registry; pushes accepted on
+///   any gateway reach users on the others.
 /// - **Rooms** (``Configuration/rooms``): clients join and leave (``RoomRoute``); services
 ///   broadcast and list members (``InnerRoomRoute``).
 /// - **Dispatcher** (``Configuration/announcement``): the gateway registers with its load, and
@@ -62,6 +64,7 @@ public final class FerryGateway: Service, Sendable {
     /// The rooms, when ``Configuration/rooms`` is set.
     public let rooms: FerryRooms?
     let users: UserDirectory
+    let presence: Presence?
     let logger: Logger
     private let readiness = Mutex(Readiness.waiting([]))
 
@@ -101,11 +104,14 @@ public final class FerryGateway: Service, Sendable {
         self.configuration = configuration
         self.logger = logger
         let directory = UserDirectory(policy: configuration.logins)
+        let presence = configuration.cluster.map { Presence(registry: $0.registry, logger: logger) }
+        self.presence = presence
         var outer = configuration.outerPeer
         outer.auth = FerryAuth(
             verify: { token, session in
                 let user = try await verifier.userID(for: token)
                 try await directory.admit(session, as: user)
+                presence?.online(user)
                 return user
             },
             timeout: configuration.authTimeout)
@@ -121,6 +127,7 @@ public final class FerryGateway: Service, Sendable {
         outer.hooks.onDisconnect = { session in
             pushService?.sessionClosed(session)
             rooms?.leaveAll(session)
+            if let presence, let user = directory.user(ofSessionID: session.id) { presence.offline(user) }
             directory.remove(sessionID: session.id)
             disconnected?(session)
         }
@@ -137,8 +144,10 @@ public final class FerryGateway: Service, Sendable {
         let proxy = InwardProxy(client: client, users: directory, callTimeout: configuration.callTimeout)
         outerPeer.router.unknownCall { message, context in try await proxy.call(message, context) }
         outerPeer.router.unknownPush { message, context in try await proxy.push(message, context) }
-        InnerRoutes(users: directory, hub: outerPeer.hub, pushTimeout: configuration.pushTimeout, pushService: pushService)
-            .register(on: innerPeer.router)
+        InnerRoutes(
+            users: directory, hub: outerPeer.hub, pushTimeout: configuration.pushTimeout, pushService: pushService,
+            cluster: presence.map { ClusterForwarding(presence: $0, links: GatewayLinks(peer: innerPeer)) }
+        ).register(on: innerPeer.router)
         pushService?.install(on: outerPeer.router)
         if let rooms, let settings = configuration.rooms {
             let routes = RoomRoutes(rooms: rooms, users: directory, mayJoin: settings.mayJoin)
@@ -188,6 +197,14 @@ public final class FerryGateway: Service, Sendable {
                 }
                 if let address = configuration.inner {
                     addresses.inner = try await innerPeer.listen(address).address
+                }
+                if let presence {
+                    guard let own = configuration.cluster?.innerAddress ?? addresses.inner else {
+                        throw FerryLifecycleError.listenFailed("a gateway in a cluster needs an inner listener (or Cluster.innerAddress)")
+                    }
+                    group.addTask { [users] in
+                        await presence.run(address: own) { user in !users.sessions(of: user).isEmpty }
+                    }
                 }
                 if let http = configuration.http {
                     addresses.http = try await startHTTP(http, webSocket: addresses.webSocket, in: &group)

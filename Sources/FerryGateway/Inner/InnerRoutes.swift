@@ -28,6 +28,9 @@ extension FerryGateway {
         public static let count = "/gateway/count"
         /// Store and push, at least once.
         public static let send = "/gateway/send"
+        /// Between the gateways of a cluster: messages were stored for users held here (body:
+        /// an array of ``Stored``).
+        public static let notify = "/gateway/notify"
     }
 
     /// The meta keys the gateway sets on inward calls and reads on inner calls.
@@ -101,6 +104,7 @@ struct InnerRoutes: Sendable {
     let hub: FerrySessionHub
     let pushTimeout: Duration
     let pushService: FerryPushService?
+    let cluster: ClusterForwarding?
 
     func register(on router: FerryRouter) {
         router.call(FerryGateway.InnerRoute.push) { (_: ByteBuffer, context) async throws -> Int in
@@ -108,8 +112,13 @@ struct InnerRoutes: Sendable {
             guard let route = message.meta[FerryGateway.MetaKey.pushRoute], !route.isEmpty else {
                 throw FerryStatus.badMessage("\(FerryGateway.MetaKey.pushRoute) names no route to push to")
             }
-            return await FerrySessionHub.push(
+            let here = await FerrySessionHub.push(
                 route, body: message.body, codec: message.bodyCodec, to: targets(of: message), options: .timeout(pushTimeout))
+            guard let cluster, message.meta[ClusterForwarding.forwardedKey] == nil else { return here }
+            let elsewhere = await cluster.forwardPush(
+                to: message.meta.values(for: FerryGateway.MetaKey.user), route: route, body: message.body, codec: message.bodyCodec,
+                timeout: pushTimeout)
+            return here + elsewhere
         }
         router.call(FerryGateway.InnerRoute.send) { [pushService] (_: ByteBuffer, context) async throws -> [FerryGateway.Stored] in
             guard let pushService else {
@@ -125,7 +134,11 @@ struct InnerRoutes: Sendable {
                 let result = try await pushService.push([entry], to: user)
                 stored.append(FerryGateway.Stored(user: user, epoch: result.epoch, offset: result.offsets.lowerBound))
             }
+            await cluster?.notifyStored(stored, timeout: pushTimeout)
             return stored
+        }
+        router.call(FerryGateway.InnerRoute.notify) { [pushService] (stored: [FerryGateway.Stored], _: FerryContext) -> Void in
+            for record in stored { pushService?.storedElsewhere(for: record.user, through: record.offset) }
         }
         router.call(FerryGateway.InnerRoute.kick) { (_: Void, context) async -> Int in
             let targets = targets(of: context.message)

@@ -161,6 +161,13 @@ public final class FerryPushService: Sendable {
         return try await push([FerryMailboxEntry(route: route, codec: codec, body: body)], to: user)
     }
 
+    /// Messages for `user` were stored through `offset` by another node that shares the
+    /// mailbox: this node's deliveries to the user go on from there.
+    public func storedElsewhere(for user: String, through offset: UInt64) {
+        let targets = streams.withLock { $0[user].map { Array($0.values) } ?? [] }
+        for stream in targets { stream.stored(through: offset) }
+    }
+
     /// Stops delivering to a session that closed. Call it from the peer's `onDisconnect` hook.
     public func sessionClosed(_ session: FerrySession) {
         guard let user = user(session) else { return }
