@@ -85,6 +85,11 @@ enum MailboxSchema {
             // fullfsync asks macOS to flush the drive's cache too; elsewhere it does nothing.
             _ = try await connection.rows("PRAGMA synchronous = FULL")
             _ = try await connection.rows("PRAGMA fullfsync = ON")
+            // A multi-row statement inside a transaction keeps a statement journal, a temporary
+            // file by default; in memory it costs no write. A larger page cache keeps the index
+            // pages of many streams between transactions.
+            _ = try await connection.rows("PRAGMA temp_store = MEMORY")
+            _ = try await connection.rows("PRAGMA cache_size = -16384")
         } catch {
             throw FerrySQLiteMailboxError(.cannotOpen, "cannot configure \(path)", cause: error)
         }
