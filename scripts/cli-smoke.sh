@@ -45,6 +45,18 @@ run_expect "long connections need a verifier" 64 "long connections need a token 
 run_expect "ws needs a verifier too" 64 "Usage: ferry gateway" -- "$FERRY" gateway --ws 127.0.0.1:0 --backend 127.0.0.1:1
 run_expect "gateway --timeout 0s"    64 "timeout must be positive" -- "$FERRY" gateway --http 127.0.0.1:0 --backend 127.0.0.1:1 --timeout 0s
 run_expect "gateway --devices 0"     64 "devices must be 1 or more" -- "$FERRY" gateway --http 127.0.0.1:0 --backend 127.0.0.1:1 --devices 0
+run_expect "gateway --data needs --inner" 64 "add --inner ADDRESS" \
+    -- "$FERRY" gateway --socket 127.0.0.1:0 --backend 127.0.0.1:1 --dev-auth --data "$WORK/unused"
+run_expect "--mailbox-ttl needs a mailbox" 64 "need a mailbox: --data DIR or --memory-mailbox" \
+    -- "$FERRY" gateway --socket 127.0.0.1:0 --backend 127.0.0.1:1 --dev-auth --mailbox-ttl 1d
+run_expect "--mailbox-ttl 7x refused" 64 "mailbox-ttl must look like 7d" \
+    -- "$FERRY" gateway --socket 127.0.0.1:0 --inner 127.0.0.1:0 --backend 127.0.0.1:1 --dev-auth --memory-mailbox --mailbox-ttl 7x
+mkdir -p "$WORK/bad-data" && printf 'not a database' >"$WORK/bad-data/mailbox.sqlite"
+run_expect "gateway refuses a bad mailbox" 1 "cannot open the mailbox $WORK/bad-data/mailbox.sqlite: unreadable file" \
+    -- "$FERRY" gateway --socket 127.0.0.1:0 --inner 127.0.0.1:0 --backend 127.0.0.1:1 --dev-auth --data "$WORK/bad-data"
+run_expect "push needs a user"       64 "name at least one user" -- "$FERRY" push 127.0.0.1:1 '"hi"'
+run_expect "push checks its JSON"    2 "the message is not JSON" -- "$FERRY" push 127.0.0.1:1 hi --user alice
+run_expect "listen --from EPOCH:OFFSET" 64 "from must be EPOCH:OFFSET" -- "$FERRY" listen 127.0.0.1:1 --user alice --from 12
 
 echo "== ferry demo"
 "$FERRY" demo
@@ -220,6 +232,7 @@ if command -v curl >/dev/null 2>&1; then
     run_expect "inner push to alice"     0 "body: 1" -- "$FERRY" call "$GI" /gateway/push '"hello"' --meta X-Ferry-User=alice --meta X-Ferry-Push-Route=/news
     run_expect "inner push needs a route" 1 "400"    -- "$FERRY" call "$GI" /gateway/push '"hello"' --meta X-Ferry-User=alice
     run_expect "inner kick alice"        0 "body: 1" -- "$FERRY" call "$GI" /gateway/kick --meta X-Ferry-User=alice
+    run_expect "push without a mailbox"  1 "start it with --data DIR" -- "$FERRY" push "$GI" '"hi"' --user alice
     wait $ALICE && { echo "FAIL alice's call survived the kick"; cat "$WORK/alice.log"; exit 1; }
     grep -q "route=/news" "$WORK/alice.log" || { echo "FAIL the push did not reach alice"; cat "$WORK/alice.log"; exit 1; }
     grep -q "status: 102" "$WORK/alice.log" || { echo "FAIL alice's call not ended by the kick"; cat "$WORK/alice.log"; exit 1; }
@@ -261,6 +274,56 @@ PY
 else
     echo "skip gateway over HTTP: curl not found"
 fi
+
+echo "== at-least-once pushes: ferry gateway --data, ferry push, ferry listen"
+PUSH_BACKEND=$(free_port)
+"$FERRY" serve --listen "127.0.0.1:$PUSH_BACKEND" >"$WORK/push-backend.log" 2>&1 &
+PUSH_BACKEND_PID=$!
+PIDS="$PIDS $PUSH_BACKEND_PID"
+start_push_gateway() { # start_push_gateway LOG: a gateway on new ports, its mailbox in $WORK/data
+    PUSH_SOCKET=$(free_port); PUSH_WS=$(free_port); PUSH_INNER=$(free_port)
+    "$FERRY" gateway --socket "127.0.0.1:$PUSH_SOCKET" --ws "127.0.0.1:$PUSH_WS" --inner "127.0.0.1:$PUSH_INNER" \
+        --backend "127.0.0.1:$PUSH_BACKEND" --dev-auth --data "$WORK/data" >"$1" 2>&1 &
+    PUSH_GATEWAY=$!
+    PIDS="$PIDS $PUSH_GATEWAY"
+    for _ in $(seq 1 100); do grep -qs "Ctrl-C or SIGTERM" "$1" && break; sleep 0.1; done
+}
+start_push_gateway "$WORK/push-gateway.log"
+grep -q "gateway mailbox: $WORK/data/mailbox.sqlite (at most 1000 messages per user, kept 7d, resent after 10s" "$WORK/push-gateway.log" \
+    || { echo "FAIL gateway mailbox line"; cat "$WORK/push-gateway.log"; exit 1; }
+echo "ok   gateway --data names its mailbox file"
+# erin is offline: both messages wait in the mailbox.
+out=$("$FERRY" push "127.0.0.1:$PUSH_INNER" '{"text":"first"}' --user erin)
+[[ $out =~ ^stored\ for\ erin\ at\ ([0-9a-f-]+):1$ ]] || { echo "FAIL push to an offline user"; echo "$out"; exit 1; }
+EPOCH=${BASH_REMATCH[1]}
+echo "ok   stored for erin at $EPOCH:1"
+run_expect "push a second message"   0 "^stored for erin at $EPOCH:2$" -- "$FERRY" push "127.0.0.1:$PUSH_INNER" '"second"' --user erin
+out=$(timeout 30 "$FERRY" listen "127.0.0.1:$PUSH_SOCKET" --user erin --count 2 2>"$WORK/listen.err") \
+    || { echo "FAIL listen --count 2"; echo "$out"; cat "$WORK/listen.err"; exit 1; }
+[[ $out == $'1  /chat/msg  {"text":"first"}\n2  /chat/msg  "second"' ]] \
+    || { echo "FAIL listen: both messages, in order"; echo "$out"; cat "$WORK/listen.err"; exit 1; }
+grep -q "received 2 messages (resume with --from $EPOCH:2)" "$WORK/listen.err" \
+    || { echo "FAIL listen: where to resume"; cat "$WORK/listen.err"; exit 1; }
+echo "ok   listen --count 2 gets both, at offsets 1 and 2"
+kill -INT $PUSH_GATEWAY
+wait $PUSH_GATEWAY || { echo "FAIL gateway --data exit on SIGINT"; cat "$WORK/push-gateway.log"; exit 1; }
+start_push_gateway "$WORK/push-gateway-2.log"
+run_expect "epoch kept across a restart" 0 "^stored for erin at $EPOCH:3$" \
+    -- "$FERRY" push "127.0.0.1:$PUSH_INNER" '"third"' --user erin
+out=$(timeout 30 "$FERRY" listen "ws://127.0.0.1:$PUSH_WS/ws" --user erin --from "$EPOCH:2" --count 1 --output json 2>"$WORK/listen.err") \
+    || { echo "FAIL listen --from"; echo "$out"; cat "$WORK/listen.err"; exit 1; }
+python3 - "$out" "$EPOCH" <<'PY' || { echo "FAIL listen --from EPOCH:2 over ws"; echo "$out"; cat "$WORK/listen.err"; exit 1; }
+import json, sys
+lines = sys.argv[1].splitlines()
+assert len(lines) == 1, lines
+o = json.loads(lines[0])
+assert o == {"epoch": sys.argv[2], "offset": 3, "route": "/chat/msg", "codec": "j", "body": '"third"', "bodyEncoding": "utf8", "lost": 0}, o
+PY
+echo "ok   after the restart, listen --from $EPOCH:2 gets only the third"
+kill -INT $PUSH_GATEWAY
+wait $PUSH_GATEWAY
+kill -INT $PUSH_BACKEND_PID
+wait $PUSH_BACKEND_PID
 
 echo "== ferry call against what is not a Ferry peer"
 HTTP_PORT_FILE="$WORK/http.port"

@@ -6,7 +6,10 @@ struct FerryCommand: AsyncParsableCommand {
         commandName: "ferry",
         abstract: "Ferry: symmetric RPC and push between peers.",
         version: FerryVersion.current,
-        subcommands: [DemoCommand.self, ServeCommand.self, CallCommand.self, ListCommand.self, GatewayCommand.self]
+        subcommands: [
+            DemoCommand.self, ServeCommand.self, CallCommand.self, ListCommand.self, GatewayCommand.self, PushCommand.self,
+            ListenCommand.self,
+        ]
     )
 }
 

@@ -21,8 +21,12 @@ struct GatewayCommand: AsyncParsableCommand {
             HTTP: POST or GET /route calls that route. Socket and WebSocket clients authenticate \
             with a token first (--dev-auth: the token is the user name). Services call the inner \
             listener's /gateway/push, /gateway/kick, /gateway/online and /gateway/count to reach \
-            connected users. The services are the --backend addresses (one service serving every \
-            route), or found in etcd by route with --etcd. SIGTERM or Ctrl-C stops gracefully.
+            connected users. At-least-once pushes are off unless --data DIR (an SQLite mailbox in \
+            DIR, kept across restarts) or --memory-mailbox keeps them: then /gateway/send stores \
+            a message for offline users too, and clients receive it with ferry listen (without a \
+            mailbox, /gateway/send is refused with 405). The services are the --backend addresses \
+            (one service serving every route), or found in etcd by route with --etcd. SIGTERM or \
+            Ctrl-C stops gracefully.
             """
     )
 
@@ -78,6 +82,8 @@ struct GatewayCommand: AsyncParsableCommand {
     @Option(help: "How long a shutdown lets in-flight calls finish, e.g. 10s.")
     var drainTimeout: String = "10s"
 
+    @OptionGroup(title: "At-least-once pushes (/gateway/send; off without --data or --memory-mailbox)") var mailbox: MailboxOptions
+
     @OptionGroup var logging: LoggingOptions
 
     func validate() throws {
@@ -100,6 +106,12 @@ struct GatewayCommand: AsyncParsableCommand {
         _ = try durationOption(timeout, named: "--timeout")
         _ = try durationOption(authTimeout, named: "--auth-timeout")
         _ = try durationOption(drainTimeout, named: "--drain-timeout", zeroAllowed: true)
+        if mailbox.isEnabled && inner == nil {
+            throw ValidationError("services store at-least-once pushes through the inner listener: add --inner ADDRESS")
+        }
+        if mailbox.isEnabled && socket == nil && ws == nil {
+            throw ValidationError("at-least-once pushes are delivered to socket and WebSocket clients: add --socket or --ws")
+        }
     }
 
     func run() async throws {
@@ -109,9 +121,19 @@ struct GatewayCommand: AsyncParsableCommand {
             FileHandle.standardError.write(Data((warning + "\n").utf8))
         }
         let (registry, serviceName) = try registry(logger: logger)
+        let verifier = try await tokens.verifier() ?? RefusingTokenVerifier()
+        var configuration = try gatewayConfiguration()
+        // Opened last, so that nothing after it can fail before the close below is in place.
+        let opened: OpenedMailbox?
+        do {
+            opened = try await mailbox.open(logger: logger)
+        } catch let failure as MailboxFailure {
+            FileHandle.standardError.write(Data("Error: ferry gateway: \(failure)\n".utf8))
+            throw ExitCode.failure
+        }
+        configuration.durablePush = opened?.durablePush
         let gateway = FerryGateway(
-            registry: registry, service: serviceName, verifier: try await tokens.verifier() ?? RefusingTokenVerifier(),
-            configuration: try gatewayConfiguration(), logger: logger)
+            registry: registry, service: serviceName, verifier: verifier, configuration: configuration, logger: logger)
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: gateway, successTerminationBehavior: .gracefullyShutdownGroup)],
             gracefulShutdownSignals: [.sigterm, .sigint],
@@ -132,11 +154,21 @@ struct GatewayCommand: AsyncParsableCommand {
                 guard let addresses = try? await gateway.listeningAddresses() else { return }
                 printNow("gateway listening: \(Self.describe(addresses)) (pid \(ProcessInfo.processInfo.processIdentifier))")
                 printNow("gateway backend: \(backendDescription)")
+                if let opened { printNow("gateway mailbox: \(opened.place) (\(mailbox.summary))") }
                 printNow("Ctrl-C or SIGTERM stops gracefully")
             }
-            try await tasks.waitForAll()
+            try await closing({ await close(opened) }) { try await tasks.waitForAll() }
         }
         printNow("gateway stopped (pid \(ProcessInfo.processInfo.processIdentifier))")
+    }
+
+    /// Closes the mailbox once the gateway has stopped; a failure is reported, not thrown.
+    private func close(_ opened: OpenedMailbox?) async {
+        do {
+            try await opened?.close()
+        } catch {
+            FileHandle.standardError.write(Data("Error: ferry gateway: closing the mailbox \(opened?.place ?? ""): \(error)\n".utf8))
+        }
     }
 
     /// The listeners the options ask for, checked.
