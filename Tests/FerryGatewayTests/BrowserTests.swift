@@ -1,5 +1,6 @@
 import Ferry
 import FerryGateway
+import FerryPush
 import FerryTestSupport
 import Foundation
 import NIOCore
@@ -38,14 +39,20 @@ struct DemoPageView: Decodable, Equatable {
     var user: String?
     var addResult: String?
     var error: String?
+    /// `#delivery`: whether at-least-once pushes are on.
+    var delivery: String?
     var pushes: [String]
+    /// The `data-offset` of each push (nil for a best-effort push).
+    var offsets: [String?]
 
     static let expression = """
         (() => {
           const text = (id) => document.getElementById(id)?.textContent ?? null;
+          const items = [...document.querySelectorAll('#pushes li')];
           return JSON.stringify({
             state: text('state'), user: text('user'), addResult: text('add-result'), error: text('error'),
-            pushes: [...document.querySelectorAll('#pushes li')].map((item) => item.textContent),
+            delivery: text('delivery'),
+            pushes: items.map((item) => item.textContent), offsets: items.map((item) => item.dataset.offset ?? null),
           });
         })()
         """
@@ -66,6 +73,12 @@ extension BrowserPage {
             return condition(view)
         }
         return try #require(last.withLock { $0 })
+    }
+
+    /// The at-least-once position the demo page keeps for `user` in `localStorage` (nil: none).
+    func savedPosition(of user: String) async throws -> FerryStreamPosition? {
+        let saved = try await evaluate("localStorage.getItem('ferry.position.\(user)') ?? ''")
+        return saved.isEmpty ? nil : try JSONDecoder().decode(FerryStreamPosition.self, from: Data(saved.utf8))
     }
 }
 
@@ -97,6 +110,10 @@ struct BrowserTests {
                 #expect(written == 1)
                 let pushed = try await page.demoView { !$0.pushes.isEmpty }
                 #expect(pushed.pushes == ["hello alice"], "page: \(pushed)")
+                #expect(pushed.offsets == [nil], "a best-effort push has no offset")
+                // This gateway keeps no mailbox: the page says at-least-once pushes are off.
+                let refusedStream = try await page.demoView { $0.delivery?.isEmpty == false }
+                #expect(refusedStream.delivery?.hasPrefix("off: 404") == true, "page: \(refusedStream)")
 
                 // A call in flight when the connection drops fails with 102; the client dials
                 // again, authenticates again and calls again.
@@ -135,6 +152,127 @@ struct BrowserTests {
             }
         }
     }
+
+    /// Stores `text` for `user` through the inner `/gateway/send`, to the page's `/chat/msg`.
+    func send(_ text: String, to user: String, via session: FerrySession) async throws -> FerryGateway.Stored {
+        var meta = FerryMeta()
+        meta.add(FerryGateway.MetaKey.user, user)
+        meta.add(FerryGateway.MetaKey.pushRoute, "/chat/msg")
+        let stored: [FerryGateway.Stored] = try await session.call(
+            FerryGateway.InnerRoute.send, ByteBuffer(string: "\"\(text)\""), options: FerryCallOptions(meta: meta, codec: .json))
+        return try #require(stored.first)
+    }
+
+    @Test("at-least-once pushes: the page shows what was stored before it opened, then live messages, in order and each once; opened again in the same browser, or reloaded, it resumes from the position it kept in localStorage; a stale epoch starts over")
+    func durablePushes() async throws {
+        var configuration = allListeners()
+        configuration.durablePush = FerryGateway.DurablePush(mailbox: FerryMemoryMailbox())
+        try await withGateway(configuration) { gateway, addresses, _ in
+            let service = FerryPeer(logger: quietLogger())
+            let inner = try await service.dial(try #require(addresses.inner))
+            let epoch = try await send("one", to: "dora", via: inner).epoch
+            _ = try await send("two", to: "dora", via: inner)
+            try await withChromium { browser in
+                let url = "http://\(try #require(addresses.http))/ferry/demo?token=dora"
+                let page = try await browser.open(url)
+                let stored = try await page.demoView { $0.pushes.count >= 2 || $0.error != "" && $0.error != nil }
+                #expect(stored.pushes == ["one", "two"], "page: \(stored)")
+                #expect(stored.offsets == ["1", "2"])
+                #expect(stored.delivery?.hasPrefix("on") == true, "page: \(stored)")
+
+                _ = try await send("three", to: "dora", via: inner)
+                let live = try await page.demoView { $0.pushes.count >= 3 }
+                #expect(live.pushes == ["one", "two", "three"], "page: \(live)")
+                #expect(live.offsets == ["1", "2", "3"])
+
+                // Resumed from the start on the same connection, the gateway sends everything
+                // again: the client drops the copies by offset and shows only what is new.
+                let rewound = try await page.evaluate(
+                    "ferryClient.call('/ferry/push/resume', {epoch: ferryClient.position.epoch, offset: 0}).then(() => 'rewound')",
+                    awaitPromise: true)
+                #expect(rewound == "rewound")
+                _ = try await send("four", to: "dora", via: inner)
+                let replayed = try await page.demoView { $0.pushes.contains("four") }
+                #expect(replayed.pushes == ["one", "two", "three", "four"], "page: \(replayed)")
+                #expect(Int(try await page.evaluate("String(ferryClient.duplicatesDropped)")) ?? 0 >= 3)
+                #expect(try await page.savedPosition(of: "dora") == FerryStreamPosition(epoch: epoch, offset: 4))
+
+                // Closed, the page misses a message; opened again in the same browser, it shows
+                // that one only.
+                try await page.close()
+                #expect(await eventually { gateway.sessions(of: "dora").isEmpty })
+                _ = try await send("five", to: "dora", via: inner)
+                let reopened = try await browser.open(url)
+                let missed = try await reopened.demoView { $0.pushes.contains("five") }
+                #expect(missed.pushes == ["five"], "page: \(missed)")
+                #expect(missed.offsets == ["5"])
+                #expect(await eventually { (try? await reopened.savedPosition(of: "dora")) == FerryStreamPosition(epoch: epoch, offset: 5) })
+
+                // Reloaded, it shows only what comes after.
+                let before = try #require(gateway.sessions(of: "dora").first)
+                try await reopened.reload()
+                #expect(await eventually(timeout: .seconds(30)) { gateway.sessions(of: "dora").contains { $0 !== before } })
+                _ = try await send("six", to: "dora", via: inner)
+                let reloaded = try await reopened.demoView { $0.pushes.contains("six") }
+                #expect(reloaded.pushes == ["six"], "page: \(reloaded)")
+                #expect(reloaded.offsets == ["6"])
+
+                // A position from an epoch the stream no longer has starts over from its first message.
+                _ = try await reopened.evaluate(
+                    "localStorage.setItem('ferry.position.dora', JSON.stringify({epoch: 'gone', offset: 99})); 'saved'")
+                try await reopened.reload()
+                let restarted = try await reopened.demoView { $0.pushes.count >= 6 }
+                #expect(restarted.pushes == ["one", "two", "three", "four", "five", "six"], "page: \(restarted)")
+                #expect(restarted.offsets == ["1", "2", "3", "4", "5", "6"])
+                #expect(restarted.delivery?.contains("new epoch") == true, "page: \(restarted)")
+                #expect(await eventually { (try? await reopened.savedPosition(of: "dora")) == FerryStreamPosition(epoch: epoch, offset: 6) })
+            }
+            await service.close()
+        }
+    }
+
+    @Test("at-least-once pushes in ferry.js: async handlers run one at a time, in order, before the position moves; a handler that throws gets its message again, and what followed it, when the gateway resends")
+    func failingHandlerGetsItAgain() async throws {
+        var configuration = allListeners()
+        // The resend time only decides when the failed message comes again; nothing waits on it.
+        configuration.durablePush = FerryGateway.DurablePush(
+            mailbox: FerryMemoryMailbox(), delivery: FerryPushService.Configuration(resendAfter: .milliseconds(300)))
+        try await withGateway(configuration) { _, addresses, _ in
+            let service = FerryPeer(logger: quietLogger())
+            let inner = try await service.dial(try #require(addresses.inner))
+            try await withChromium { browser in
+                let page = try await browser.open("http://\(try #require(addresses.http))/ferry/demo?token=viewer")
+                _ = try await page.demoView { $0.state == "open" }
+                // A client of its own for eve, whose handler yields before it records and
+                // fails the first time it sees "fail once".
+                let subscribed = try await page.evaluate(
+                    """
+                    (async () => {
+                      const { FerryClient } = await import('/ferry.js');
+                      const client = new FerryClient(document.getElementById('url').textContent, { token: 'eve' });
+                      window.eve = { client, seen: [], failed: false };
+                      client.on('/chat/msg', async (body, { offset }) => {
+                        const before = client.position.offset;
+                        await new Promise((resolve) => setTimeout(resolve, 10));
+                        if (body === 'fail once' && !window.eve.failed) { window.eve.failed = true; throw new Error('not now'); }
+                        window.eve.seen.push(`${offset}:${body} after ${before}`);
+                      });
+                      await client.open();
+                      await client.subscribe();
+                      return 'subscribed';
+                    })()
+                    """, awaitPromise: true)
+                #expect(subscribed == "subscribed")
+                for text in ["a", "fail once", "b"] { _ = try await send(text, to: "eve", via: inner) }
+                let seen = "JSON.stringify(window.eve.seen)"
+                _ = await eventually(timeout: .seconds(30)) { (try? await page.evaluate(seen))?.contains("3:") == true }
+                #expect(try await page.evaluate(seen) == #"["1:a after 0","2:fail once after 1","3:b after 2"]"#)
+                #expect(try await page.evaluate("String(window.eve.failed)") == "true")
+                #expect(try await page.evaluate("String(window.eve.client.position.offset)") == "3")
+            }
+            await service.close()
+        }
+    }
 }
 
 // MARK: Chromium
@@ -156,7 +294,18 @@ func withChromium<Result: Sendable>(_ body: (Chromium) async throws -> Result) a
 /// A page open in ``Chromium``, reached through its DevTools session.
 struct BrowserPage: Sendable {
     let browser: Chromium
+    let targetID: String
     let sessionID: String
+
+    /// Reloads the page (its `localStorage` stays).
+    func reload() async throws {
+        _ = try await browser.command("Page.reload", [:], session: sessionID)
+    }
+
+    /// Closes the page.
+    func close() async throws {
+        _ = try await browser.command("Target.closeTarget", ["targetId": targetID])
+    }
 
     /// Evaluates `expression`, which must yield a string (or, with `awaitPromise`, a promise of
     /// one), in the page and returns it.
@@ -245,7 +394,7 @@ final class Chromium: Sendable {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("ferry-chromium-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         let log = folder.appendingPathComponent("chromium.log")
-        FileManager.default.createFile(atPath: log.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         let toBrowser = Pipe()
         let fromBrowser = Pipe()
         let process = Process()
@@ -280,7 +429,7 @@ final class Chromium: Sendable {
         let target = try JSONDecoder().decode(Target.self, from: try await command("Target.createTarget", ["url": url]))
         let attached = try JSONDecoder().decode(
             Attached.self, from: try await command("Target.attachToTarget", ["targetId": target.targetId, "flatten": true]))
-        return BrowserPage(browser: self, sessionID: attached.sessionId)
+        return BrowserPage(browser: self, targetID: target.targetId, sessionID: attached.sessionId)
     }
 
     private struct Target: Decodable {
