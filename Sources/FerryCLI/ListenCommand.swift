@@ -159,7 +159,7 @@ struct ListenCommand: AsyncParsableCommand {
         case .failed(let status):
             let what = printed == 0 ? "the gateway refused to deliver" : "receiving failed after \(processed)"
             printer.notice("Error: \(what): \(status.explained)")
-            if status.code == .notFound {
+            if status.code == .notFound || status.code == .messageTypeNotAllowed {
                 printer.notice("The gateway does not deliver at-least-once pushes: start it with --data DIR (or --memory-mailbox).")
             }
             throw ExitCode.failure

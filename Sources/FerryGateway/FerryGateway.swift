@@ -148,7 +148,16 @@ public final class FerryGateway: Service, Sendable {
             users: directory, hub: outerPeer.hub, pushTimeout: configuration.pushTimeout, pushService: pushService,
             cluster: presence.map { ClusterForwarding(presence: $0, links: GatewayLinks(peer: innerPeer)) }
         ).register(on: innerPeer.router)
-        pushService?.install(on: outerPeer.router)
+        if let pushService {
+            pushService.install(on: outerPeer.router)
+        } else {
+            // Answered here rather than passed to a service that knows nothing of them.
+            for route in [FerryPushProtocol.resumeRoute, FerryPushProtocol.ackRoute] {
+                outerPeer.router.addRoute(.call, route) { _, _ in
+                    throw FerryStatus.messageTypeNotAllowed("this gateway keeps no mailbox: at-least-once pushes are off")
+                }
+            }
+        }
         if let rooms, let settings = configuration.rooms {
             let routes = RoomRoutes(rooms: rooms, users: directory, mayJoin: settings.mayJoin)
             routes.registerOuter(on: outerPeer.router)

@@ -113,7 +113,7 @@ struct BrowserTests {
                 #expect(pushed.offsets == [nil], "a best-effort push has no offset")
                 // This gateway keeps no mailbox: the page says at-least-once pushes are off.
                 let refusedStream = try await page.demoView { $0.delivery?.isEmpty == false }
-                #expect(refusedStream.delivery?.hasPrefix("off: 404") == true, "page: \(refusedStream)")
+                #expect(refusedStream.delivery?.hasPrefix("off: 405") == true, "page: \(refusedStream)")
 
                 // A call in flight when the connection drops fails with 102; the client dials
                 // again, authenticates again and calls again.

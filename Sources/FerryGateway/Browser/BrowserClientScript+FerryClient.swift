@@ -105,7 +105,7 @@ export class FerryClient {
    * `onposition({epoch, offset})` is called, for the page to keep. `onlost(count)` tells messages
    * that expired before they were delivered. Add the handlers first: a message that no handler
    * takes counts as processed. Resolves with the first resume's answer `{epoch, offset,
-   * epochChanged, lost}`; rejects when the gateway refuses it (404 when it keeps no mailbox), and
+   * epochChanged, lost}`; rejects when the gateway refuses it (405 when it keeps no mailbox), and
    * the client is then not subscribed.
    */
   subscribe({ position = null, onposition = null, onlost = null } = {}) {

@@ -7,13 +7,21 @@ enum HTTPMediaType {
     /// The codec of a request body with this `Content-Type`; nil when Ferry has none for it.
     /// Parameters (`; charset=utf-8`) are ignored.
     static func codec(contentType: String) -> FerryCodecID? {
+        // The usual spellings first, without taking the header apart.
+        switch contentType {
+        case "application/json", "application/json; charset=utf-8": return .json
+        case "application/x-protobuf", "application/protobuf": return .protobuf
+        case "text/plain", "text/plain; charset=utf-8": return .plain
+        case "application/x-www-form-urlencoded": return .form
+        default: break
+        }
         switch essence(of: contentType) {
-        case "application/json", "text/json": .json
-        case let type where type.hasSuffix("+json"): .json
-        case "application/x-protobuf", "application/protobuf", "application/vnd.google.protobuf": .protobuf
-        case "text/plain": .plain
-        case "application/x-www-form-urlencoded": .form
-        default: nil
+        case "application/json", "text/json": return .json
+        case let type where type.hasSuffix("+json"): return .json
+        case "application/x-protobuf", "application/protobuf", "application/vnd.google.protobuf": return .protobuf
+        case "text/plain": return .plain
+        case "application/x-www-form-urlencoded": return .form
+        default: return nil
         }
     }
 

@@ -124,6 +124,8 @@ struct InnerRoutes: Sendable {
             guard let pushService else {
                 throw FerryStatus.messageTypeNotAllowed("this gateway keeps no mailbox: at-least-once pushes are off")
             }
+            // The records are JSON whatever codec the message itself is in.
+            context.replyCodec = .json
             let message = context.message
             guard let route = message.meta[FerryGateway.MetaKey.pushRoute], !route.isEmpty else {
                 throw FerryStatus.badMessage("\(FerryGateway.MetaKey.pushRoute) names no route to push to")

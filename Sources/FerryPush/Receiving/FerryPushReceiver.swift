@@ -43,6 +43,7 @@ public final class FerryPushReceiver: Sendable {
         var inboxes: [ObjectIdentifier: AsyncStream<FerryDelivery>.Continuation] = [:]
         var duplicates = 0
         var lost: UInt64 = 0
+        var resumed: FerryPushProtocol.Resumed?
     }
     private let box: StateBox
 
@@ -75,6 +76,8 @@ public final class FerryPushReceiver: Sendable {
 
     /// The last message processed: resume from here.
     public var position: FerryStreamPosition? { box.state.withLock { $0.position } }
+    /// The server's answer to the latest resume (set before the first message is handed over).
+    public var lastResumed: FerryPushProtocol.Resumed? { box.state.withLock { $0.resumed } }
     /// Deliveries dropped because their offset was already processed.
     public var duplicatesDropped: Int { box.state.withLock { $0.duplicates } }
     /// Messages the server reported lost (cap or time to live) so far.
@@ -104,6 +107,7 @@ public final class FerryPushReceiver: Sendable {
                 state.position = FerryStreamPosition(epoch: resumed.epoch, offset: 0)
             }
             state.lost += resumed.lost
+            state.resumed = resumed
         }
         let acks = Signal()
         let clock = PushClock(ContinuousClock())
