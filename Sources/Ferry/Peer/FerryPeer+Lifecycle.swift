@@ -117,6 +117,16 @@ extension FerryPeer: Service {
         case cancelled
     }
 
+    /// With ``Configuration/restartsOnSIGUSR2``, traps SIGUSR2 from the first listen on, so that
+    /// one that arrives before ``run()`` is kept for it instead of ending the process.
+    func armRestartSignal() async {
+        guard configuration.restartsOnSIGUSR2, restartSignals.withLock({ $0 == nil }) else { return }
+        let signals = await UnixSignalsSequence(trapping: .sigusr2)
+        restartSignals.withLock { armed in
+            if armed == nil { armed = signals }
+        }
+    }
+
     /// Runs until a graceful shutdown is requested (SIGTERM or SIGINT in a `ServiceGroup`), then
     /// drains with ``Configuration/drainTimeout``. With ``Configuration/restartsOnSIGUSR2``,
     /// SIGUSR2 performs a ``restart(readyTimeout:)``. Cancellation closes at once.
@@ -132,8 +142,15 @@ extension FerryPeer: Service {
                     }
                 }
                 if configuration.restartsOnSIGUSR2 {
+                    // The trap armed when the peer first listened holds a SIGUSR2 that came
+                    // before run() started, which would otherwise have ended the process.
+                    let armed = restartSignals.withLock { armed in
+                        defer { armed = nil }
+                        return armed
+                    }
                     group.addTask {
-                        for await _ in await UnixSignalsSequence(trapping: .sigusr2) { return .restart }
+                        let signals = if let armed { armed } else { await UnixSignalsSequence(trapping: .sigusr2) }
+                        for await _ in signals { return .restart }
                         return .cancelled
                     }
                 }

@@ -61,6 +61,8 @@ public final class FerryPeer: Sendable {
     let tasks = OwnedTasks()
     /// Wakes a draining shutdown when a session may have become idle or has closed.
     let drainProgress = DrainProgress()
+    /// SIGUSR2, trapped from the first listen until ``run()`` takes it.
+    let restartSignals = Mutex<UnixSignalsSequence?>(nil)
 
     enum ShutdownProgress {
         case running
@@ -112,6 +114,7 @@ public final class FerryPeer: Sendable {
         guard !isDraining else {
             throw FerryLifecycleError.shuttingDown
         }
+        await armRestartSignal()
         _ = routeTable
         let sslContext: NIOSSLContext?
         do {
