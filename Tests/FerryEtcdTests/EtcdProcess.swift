@@ -14,8 +14,10 @@ struct RealEtcdTests {}
 final class EtcdProcess: @unchecked Sendable {
     // Mutated only by start/stop, which tests call sequentially.
     private var process: Process?
-    let clientPort: Int
-    let peerPort: Int
+    private(set) var clientPort: Int
+    private(set) var peerPort: Int
+    /// Whether etcd has answered on these ports once (a restart must keep them).
+    private var hasAnswered = false
     let directory: URL
 
     /// Where etcd is installed, if it is: the first `etcd` on the `PATH`, else the places
@@ -38,8 +40,30 @@ final class EtcdProcess: @unchecked Sendable {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
     }
 
-    /// Starts etcd (again, on the same ports and data) and waits until it answers.
+    /// Starts etcd (again, on the same ports and data) and waits until it answers. A first start
+    /// whose etcd exits at once (another test took one of its ports between their choice and
+    /// etcd's bind) tries again on fresh ports.
     func start() async throws {
+        for _ in 0..<5 {
+            switch try await launch() {
+            case .answering:
+                hasAnswered = true
+                return
+            case .exited where !hasAnswered:
+                // Nothing was stored yet; a data directory made for the old ports would refuse the new ones.
+                try? FileManager.default.removeItem(at: directory.appendingPathComponent("data"))
+                clientPort = try Self.freePort()
+                peerPort = try Self.freePort()
+            case .exited, .silent:
+                throw EtcdStartFailure()
+            }
+        }
+        throw EtcdStartFailure()
+    }
+
+    private enum Launch { case answering, exited, silent }
+
+    private func launch() async throws -> Launch {
         let executable = try #require(Self.executable)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
@@ -56,10 +80,14 @@ final class EtcdProcess: @unchecked Sendable {
         self.process = process
         let deadline = ContinuousClock.now + .seconds(20)
         while ContinuousClock.now < deadline {
-            if Self.answers(port: clientPort) { return }
+            if Self.answers(port: clientPort) { return .answering }
+            if !process.isRunning {
+                self.process = nil
+                return .exited
+            }
             try await Task.sleep(for: .milliseconds(100))
         }
-        throw EtcdStartFailure()
+        return .silent
     }
 
     /// Stops etcd (SIGKILL when `abruptly`), keeping its data for a restart.

@@ -227,7 +227,7 @@ struct CallLifecycleTests {
         // pending calls have failed: callers they wake call again in that time.
         let clientLogger = LogStore().logger(label: "client", stall: (message: "session closed", duration: .milliseconds(300)))
         let pair = try await makePair(
-            client: FerryPeer.Configuration(defaultCallTimeout: .seconds(3)), clientLogger: clientLogger, configure: slow.register)
+            client: FerryPeer.Configuration(defaultCallTimeout: .seconds(15)), clientLogger: clientLogger, configure: slow.register)
         defer { slow.gate.fulfil(()) }
         let session = pair.session
         let callers = 4
@@ -250,7 +250,7 @@ struct CallLifecycleTests {
         let accepted = try #require(pair.server.hub.all.first)
         await accepted.close()
         let statuses = await again.value
-        #expect(start.duration(to: .now) < .seconds(10), "no second call waited for its 30 s timeout")
+        #expect(start.duration(to: .now) < .seconds(12), "no second call waited for its 15 s timeout")
         #expect(statuses.count == callers)
         for (first, second) in statuses {
             #expect(first?.code == .connectionClosed, "first call: \(String(describing: first))")
