@@ -44,6 +44,7 @@ run_expect "long connections need a verifier" 64 "long connections need a token 
     -- "$FERRY" gateway --socket 127.0.0.1:0 --backend 127.0.0.1:1
 run_expect "ws needs a verifier too" 64 "Usage: ferry gateway" -- "$FERRY" gateway --ws 127.0.0.1:0 --backend 127.0.0.1:1
 run_expect "gateway --timeout 0s"    64 "timeout must be positive" -- "$FERRY" gateway --http 127.0.0.1:0 --backend 127.0.0.1:1 --timeout 0s
+run_expect "--room-rate needs --rooms" 64 "room-rate needs --rooms" -- "$FERRY" gateway --http 127.0.0.1:0 --backend 127.0.0.1:1 --room-rate 5
 run_expect "gateway --devices 0"     64 "devices must be 1 or more" -- "$FERRY" gateway --http 127.0.0.1:0 --backend 127.0.0.1:1 --devices 0
 run_expect "gateway --data needs --inner" 64 "add --inner ADDRESS" \
     -- "$FERRY" gateway --socket 127.0.0.1:0 --backend 127.0.0.1:1 --dev-auth --data "$WORK/unused"
@@ -186,7 +187,7 @@ if command -v curl >/dev/null 2>&1; then
     BACKEND=$!
     PIDS="$PIDS $BACKEND"
     "$FERRY" gateway --http "127.0.0.1:$GW_HTTP" --socket "127.0.0.1:$GW_SOCKET" --ws "127.0.0.1:$GW_WS" --inner "127.0.0.1:$GW_INNER" \
-        --backend "127.0.0.1:$BACKEND_PORT" --dev-auth --max-body 1024 --timeout 1s >"$WORK/gateway.log" 2>"$WORK/gateway.err" &
+        --backend "127.0.0.1:$BACKEND_PORT" --dev-auth --max-body 1024 --timeout 1s --rooms >"$WORK/gateway.log" 2>"$WORK/gateway.err" &
     GATEWAY=$!
     PIDS="$PIDS $GATEWAY"
     for _ in $(seq 1 100); do grep -qs "listening on" "$WORK/backend.log" && grep -qs "gateway listening" "$WORK/gateway.log" && break; sleep 0.1; done
@@ -231,6 +232,9 @@ if command -v curl >/dev/null 2>&1; then
     run_expect "inner online"            0 'body: \["alice"\]'        -- "$FERRY" call "$GI" /gateway/online '["alice","bob"]'
     run_expect "inner push to alice"     0 "body: 1" -- "$FERRY" call "$GI" /gateway/push '"hello"' --meta X-Ferry-User=alice --meta X-Ferry-Push-Route=/news
     run_expect "inner push needs a route" 1 "400"    -- "$FERRY" call "$GI" /gateway/push '"hello"' --meta X-Ferry-User=alice
+    run_expect "rooms: none yet"         0 "no rooms with members" -- "$FERRY" rooms "$GI"
+    run_expect "join a room at the gateway" 0 "status: OK" -- "$FERRY" call "$GS" /gateway/rooms/join '"lobby"' --token carol
+    run_expect "rooms: carol left with her session" 0 "no members in lobby" -- "$FERRY" rooms "$GI" lobby
     run_expect "inner kick alice"        0 "body: 1" -- "$FERRY" call "$GI" /gateway/kick --meta X-Ferry-User=alice
     run_expect "push without a mailbox"  1 "start it with --data DIR" -- "$FERRY" push "$GI" '"hi"' --user alice
     wait $ALICE && { echo "FAIL alice's call survived the kick"; cat "$WORK/alice.log"; exit 1; }

@@ -63,6 +63,12 @@ struct GatewayCommand: AsyncParsableCommand {
     @Option(help: "How many sessions a user may hold at once: 1 (a new login closes the older session), or more (devices; logins beyond are refused).")
     var devices: Int = 1
 
+    @Flag(help: "Rooms: clients join and leave them (/gateway/rooms/join, /gateway/rooms/leave); services broadcast through the inner listener (/gateway/room/broadcast) and list them (ferry rooms).")
+    var rooms = false
+
+    @Option(help: ArgumentHelp("With --rooms: the most broadcasts per second in one room; past it they are dropped with 429.", valueName: "n"))
+    var roomRate: Double?
+
     @Option(help: "The largest HTTP request body accepted, in bytes; larger ones are answered 413.")
     var maxBody: Int = 4 << 20
 
@@ -102,6 +108,8 @@ struct GatewayCommand: AsyncParsableCommand {
         }
         _ = try backendNodes()
         if devices < 1 { throw ValidationError("--devices must be 1 or more, got \(devices)") }
+        if roomRate != nil && !rooms { throw ValidationError("--room-rate needs --rooms") }
+        if let roomRate, roomRate <= 0 { throw ValidationError("--room-rate must be positive, got \(roomRate)") }
         if maxBody < 0 { throw ValidationError("--max-body must be zero or more bytes, got \(maxBody)") }
         _ = try durationOption(timeout, named: "--timeout")
         _ = try durationOption(authTimeout, named: "--auth-timeout")
@@ -235,11 +243,14 @@ struct GatewayCommand: AsyncParsableCommand {
         let drain = try durationOption(drainTimeout, named: "--drain-timeout", zeroAllowed: true)
         return FerryGateway.Configuration(
             http: places.http, socket: places.socket, webSocket: places.webSocket, inner: places.inner,
-            outerPeer: .init(webSocket: .init(subprotocol: wsProto.subprotocol), drainTimeout: drain),
+            outerPeer: .init(
+                webSocket: .init(subprotocol: wsProto.subprotocol), limits: .init(maximumUnauthenticatedConnections: 1024),
+                drainTimeout: drain),
             innerPeer: .init(drainTimeout: drain),
             authTimeout: try durationOption(authTimeout, named: "--auth-timeout"),
             logins: devices == 1 ? .single : .multipleDevices(maximum: devices),
-            callTimeout: try durationOption(timeout, named: "--timeout"))
+            callTimeout: try durationOption(timeout, named: "--timeout"),
+            rooms: rooms ? FerryGateway.Rooms(configuration: .init(maximumBroadcastsPerSecond: roomRate)) : nil)
     }
 
     /// `http 127.0.0.1:5000, socket 127.0.0.1:5020, ws ws://127.0.0.1:5040/ws, inner 127.0.0.1:5030`.
