@@ -25,6 +25,8 @@ final class Backend: Sendable {
     let pushes = Recorded<(String, FerryMeta)>()
     /// Holds `/slow/gate` calls until opened.
     private let gate = Gate()
+    /// Holds `/slow/never` calls until the service closes.
+    private let closing = Gate()
     /// How many calls of `/slow/gate` have arrived.
     let gateArrivals = Recorded<Int>()
 
@@ -40,8 +42,8 @@ final class Backend: Sendable {
         peer.router.call("/fail/status") { (code: Int32, _: FerryContext) -> Int in
             throw FerryStatus(code: code, message: "Told To Fail", cause: "code \(code)")
         }
-        peer.router.call("/slow/never") { (_: Void, _: FerryContext) async throws -> Int in
-            try await Task.sleep(for: .seconds(3600))
+        peer.router.call("/slow/never") { [closing] (_: Void, _: FerryContext) async -> Int in
+            await closing.pass()
             return 0
         }
         let pushes = self.pushes
@@ -69,6 +71,7 @@ final class Backend: Sendable {
 
     func close() async {
         openGate()
+        closing.open()
         await peer.close()
     }
 }

@@ -306,16 +306,14 @@ struct RawWebSocket {
     /// The next frame from the server (servers do not mask).
     func nextFrame(timeout: Duration = .seconds(10)) async throws -> (opcode: UInt8, payload: [UInt8]) {
         let start = headerEnd ?? 0
-        let giveUp = ContinuousClock.now + timeout
-        while true {
-            let skipped = consumed.value ?? 0
-            if let frame = Self.frame(in: Array(connection.receivedBytes[start...]), skipping: skipped) {
-                consumed.value = skipped + frame.end
-                return (frame.opcode, frame.payload)
-            }
-            guard ContinuousClock.now < giveUp else { throw TimeoutError(what: "no frame within \(timeout)") }
-            try await Task.sleep(for: .milliseconds(5))
-        }
+        let skipped = consumed.value ?? 0
+        let connection = connection
+        // Bytes only accumulate, so a frame found once is there on the next look too.
+        guard await eventually(timeout: timeout, { Self.frame(in: Array(connection.receivedBytes[start...]), skipping: skipped) != nil }),
+            let frame = Self.frame(in: Array(connection.receivedBytes[start...]), skipping: skipped)
+        else { throw TimeoutError(what: "no frame within \(timeout)") }
+        consumed.value = skipped + frame.end
+        return (frame.opcode, frame.payload)
     }
 
     /// The bytes of frames already returned by ``nextFrame(timeout:)``.
