@@ -38,12 +38,9 @@ struct InwardProxy: Sendable {
             timeout: context.deadline == nil ? callTimeout : nil, meta: meta, codec: message.bodyCodec)
     }
 
-    /// The host part of `HOST:PORT` or `[IPv6]:PORT`.
+    /// The host part of a session's remote address (`HOST:PORT` or `[IPv6]:PORT`).
     static func host(of address: String) -> String {
-        if address.hasPrefix("["), let end = address.firstIndex(of: "]") {
-            return String(address[address.index(after: address.startIndex)..<end])
-        }
-        guard let colon = address.lastIndex(of: ":") else { return address }
-        return String(address[..<colon])
+        if case .tcp(let host, _) = FerryAddress(address) { return host }
+        return address
     }
 }
