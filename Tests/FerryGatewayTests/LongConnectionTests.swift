@@ -141,18 +141,22 @@ struct ConnectionFloodTests {
             let user = clientPeer(token: "lena")
             let session = try await user.dial(address)
 
+            // Three connections that do not authenticate, against a bound of two: one of them is
+            // refused at accept (which one depends on the order the server accepts them in).
             let flood = FerryPeer(logger: quietLogger())
-            let first = try await flood.dial(address)
-            let second = try await flood.dial(address)
-            let third = try? await flood.dial(address)
-            #expect(await eventually { third?.isClosed ?? true }, "the third unauthenticated connection is refused")
-            #expect(!first.isClosed && !second.isClosed)
+            var dialled: [FerrySession] = []
+            for _ in 0..<3 {
+                if let session = try? await flood.dial(address) { dialled.append(session) }
+            }
+            let attempts = dialled
+            #expect(await eventually { attempts.filter(\.isClosed).count + (3 - attempts.count) == 1 }, "one of three is refused")
+            let held = attempts.filter { !$0.isClosed }
+            #expect(held.count == 2, "two are held")
 
             let sum: Int = try await session.call("/math/add", Add(a: 5, b: 5))
             #expect(sum == 10, "an authenticated session is not affected")
 
-            await first.close()
-            await second.close()
+            for session in held { await session.close() }
             let late = clientPeer(token: "mia")
             #expect(await eventually {
                 guard let session = try? await late.dial(address) else { return false }
