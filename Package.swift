@@ -12,6 +12,8 @@ let package = Package(
         .library(name: "FerryGateway", targets: ["FerryGateway"]),
         .library(name: "FerryPush", targets: ["FerryPush"]),
         .library(name: "FerryPushSQLite", targets: ["FerryPushSQLite"]),
+        .library(name: "FerryPushPostgres", targets: ["FerryPushPostgres"]),
+        .library(name: "FerryPrometheus", targets: ["FerryPrometheus"]),
         .executable(name: "ferry", targets: ["FerryCLI"]),
     ],
     dependencies: [
@@ -28,6 +30,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
         .package(url: "https://github.com/vapor/jwt-kit", from: "5.8.0"),
         .package(url: "https://github.com/vapor/sqlite-nio", from: "1.13.2"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-distributed-tracing", from: "1.7.3"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         // Without its default traits Hummingbird does not build swift-configuration.
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
     ],
@@ -55,12 +61,17 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+                .product(name: "Instrumentation", package: "swift-distributed-tracing"),
             ]
         ),
         .target(
             name: "FerryMicro",
             dependencies: [
                 "Ferry",
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
@@ -103,6 +114,27 @@ let package = Package(
             ]
         ),
         .target(
+            name: "FerryPushPostgres",
+            dependencies: [
+                "FerryPush",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // The Prometheus endpoint: a metrics backend and the HTTP route that shows it.
+        .target(
+            name: "FerryPrometheus",
+            dependencies: [
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
             name: "FerryPushSQLite",
             dependencies: [
                 "FerryPush",
@@ -119,6 +151,8 @@ let package = Package(
                 "FerryGateway",
                 "FerryPush",
                 "FerryPushSQLite",
+                "FerryPushPostgres",
+                "FerryPrometheus",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -152,6 +186,9 @@ let package = Package(
             name: "FerryTests",
             dependencies: [
                 "Ferry",
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
+                .product(name: "InMemoryTracing", package: "swift-distributed-tracing"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
                 "FerryTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
@@ -189,19 +226,36 @@ let package = Package(
             dependencies: [
                 "FerryPush",
                 "FerryPushSQLite",
+                "FerryPushPostgres",
                 "FerryTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
             ]
         ),
         .testTarget(
             name: "FerryMicroTests",
             dependencies: [
                 "FerryMicro",
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
+                .product(name: "InMemoryTracing", package: "swift-distributed-tracing"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 "FerryTestSupport",
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ]
+        ),
+        .testTarget(
+            name: "FerryPrometheusTests",
+            dependencies: [
+                "FerryPrometheus",
+                "Ferry",
+                "FerryTestSupport",
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
     ],

@@ -219,7 +219,7 @@ struct HookAndAuthTests {
         let (server, listener) = try await makeServer(configuration, logger: logs.logger(label: "server"))
         let raw = try await RawConnection.connect(to: listener.address)
         #expect(await raw.waitUntilClosed(timeout: .seconds(5)), "the server drops a silent, unauthenticated connection")
-        #expect(await closeReasonLogged(logs, containing: "no auth within") != nil, "closes: \(logs.all.filter { $0.message == "session closed" })")
+        #expect(await closeReasonLogged(logs, containing: "no auth within") != nil, "server log: \(logs.all.map { "\($0.message) \($0.metadata)" })")
         #expect(server.hub.count == 0)
         await raw.close()
         await server.close()

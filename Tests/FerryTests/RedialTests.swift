@@ -168,8 +168,8 @@ struct RedialTests {
         #expect(try await session.call("/math/add", AddArgs(a: 1, b: 2), as: Int.self) == 3)
 
         await server.close()
-        // At most 5 waits of at most 200 ms each, plus the failing connects.
-        #expect(await eventually(timeout: .seconds(4)) { client.disconnects.count == 1 }, "onDisconnect runs when redial gives up")
+        // 5 waits of at most 200 ms each, plus the failing connects: the bound is for a busy machine.
+        #expect(await eventually(timeout: .seconds(30)) { client.disconnects.count == 1 }, "onDisconnect runs when redial gives up")
         let failures = client.logs.all.filter { $0.message == "redial attempt failed" }
         #expect(failures.count == attempts, "one logged failure per attempt: \(failures.count)")
         #expect(client.logs.first { $0.message.contains("redial gave up") } != nil)
@@ -226,7 +226,7 @@ struct RedialTests {
         #expect(await eventually { client.disconnects.count == 1 }, "the session is given up")
         // It does not keep trying.
         try await Task.sleep(for: .milliseconds(600))
-        #expect(refusals.count == 1, "one refused handshake, then no more attempts (\(refusals.count))")
+        #expect(refusals.count == 1, "one refused handshake, then no more attempts (\(refusals.count)): \(client.logs.all.map { "\($0.message) \($0.metadata)" })")
         #expect(!session.isActive)
         let status = await statusThrown { try await session.call("/math/add", AddArgs(a: 1, b: 2), as: Int.self, options: .timeout(.seconds(2))) }
         #expect(status?.code == .connectionClosed)

@@ -154,11 +154,13 @@ struct TimeoutTests {
     func idleTimeoutOverTCP() async throws {
         let logs = LogStore()
         let (server, listener) = try await makeServer(
-            // Long enough for the dial to finish on a busy machine before the session goes idle.
             FerryPeer.Configuration(idleTimeout: .seconds(2)), logger: logs.logger(label: "server"))
         let client = FerryPeer(logger: quietLogger())
-        let session = try await client.dial(listener.address)
-        #expect(await eventually(timeout: .seconds(30)) { !session.isActive })
+        // On a machine busy enough, the server's idle timer fires before the dial is done; the
+        // dial then fails, and the server's log must still say it closed for idleness.
+        if let session = try? await client.dial(listener.address) {
+            #expect(await eventually(timeout: .seconds(30)) { !session.isActive })
+        }
         #expect(await closeReasonLogged(logs, containing: "idle", timeout: .seconds(30)) != nil)
         await client.close()
         await server.close()

@@ -58,6 +58,9 @@ extension FerryPeer {
         /// 106 "Shutting Down" while it drains. A route the user registers under that name
         /// replaces it. Off: the route is unknown (404) unless the user registers it. Default on.
         public var servesHealthRoute: Bool
+        /// Metrics, tracing and the statistics of ``FerryPeer/statsRoute``. Default: statistics
+        /// only.
+        public var observability: FerryObservability
 
         /// Creates a configuration; every argument has a production default.
         public init(
@@ -82,7 +85,8 @@ extension FerryPeer {
             drainTimeout: Duration = .seconds(30),
             restartsOnSIGUSR2: Bool = false,
             handlerExecution: HandlerExecution = .eventLoop,
-            servesHealthRoute: Bool = true
+            servesHealthRoute: Bool = true,
+            observability: FerryObservability = FerryObservability()
         ) {
             self.defaultCodec = defaultCodec
             self.defaultCallTimeout = defaultCallTimeout
@@ -106,6 +110,7 @@ extension FerryPeer {
             self.restartsOnSIGUSR2 = restartsOnSIGUSR2
             self.handlerExecution = handlerExecution
             self.servesHealthRoute = servesHealthRoute
+            self.observability = observability
         }
 
         /// The framing in use.

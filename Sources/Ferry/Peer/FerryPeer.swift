@@ -63,6 +63,8 @@ public final class FerryPeer: Sendable {
     let drainProgress = DrainProgress()
     /// SIGUSR2, trapped from the first listen until ``run()`` takes it.
     let restartSignals = Mutex<UnixSignalsSequence?>(nil)
+    /// Metrics, statistics and tracing, as ``Configuration/observability`` asks.
+    let instruments: PeerInstruments
 
     enum ShutdownProgress {
         case running
@@ -89,6 +91,7 @@ public final class FerryPeer: Sendable {
         self.hub = FerrySessionHub()
         self.acceptedConnections = ConnectionCount(limit: configuration.limits.maximumConnections)
         self.unauthenticatedConnections = ConnectionCount(limit: configuration.limits.maximumUnauthenticatedConnections)
+        self.instruments = PeerInstruments(configuration.observability)
     }
 
     /// The routes sessions dispatch to: the router, frozen at its first use with the routes the
@@ -317,11 +320,13 @@ public final class FerryPeer: Sendable {
             runningHandlers.wrappingSubtract(1, ordering: .relaxed)
             return false
         }
+        instruments.metrics?.handlersRunning.increment()
         return true
     }
 
     func releaseHandler() {
         runningHandlers.wrappingSubtract(1, ordering: .relaxed)
+        instruments.metrics?.handlersRunning.decrement()
         drainProgressMade()
     }
 
@@ -329,13 +334,17 @@ public final class FerryPeer: Sendable {
     /// disconnection will be reported.
     func sessionReady(_ session: FerrySession) {
         hub.add(session)
+        instruments.metrics?.sessionOpened(dialled: session.isDialled)
     }
 
-    func sessionClosed(_ session: FerrySession, wasReady: Bool) {
+    func sessionClosed(_ session: FerrySession, wasReady: Bool, reason: String) {
         connections.withLock { $0[ObjectIdentifier(session)] = nil }
         if !session.isDialled { acceptedConnections.release() }
         hub.remove(session)
-        if wasReady { configuration.hooks.onDisconnect?(session) }
+        if wasReady {
+            instruments.metrics?.sessionClosed(reason: reason)
+            configuration.hooks.onDisconnect?(session)
+        }
         drainProgressMade()
     }
 

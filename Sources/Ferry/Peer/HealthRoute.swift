@@ -32,8 +32,14 @@ extension FerryPeer {
     /// The routes the peer serves itself, as its configuration asks, for
     /// ``FerryRouter/freeze(builtIns:)``.
     var builtInRoutes: [FerryRoute: FerryRouteHandler] {
-        guard configuration.servesHealthRoute else { return [:] }
-        return [FerryRoute(kind: .call, path: Self.healthRoute): .synchronous(HealthRoute.answer)]
+        var routes: [FerryRoute: FerryRouteHandler] = [:]
+        if configuration.servesHealthRoute {
+            routes[FerryRoute(kind: .call, path: Self.healthRoute)] = .synchronous(HealthRoute.answer)
+        }
+        if configuration.observability.servesStats {
+            routes[FerryRoute(kind: .call, path: Self.statsRoute)] = .synchronous(statsHandler)
+        }
+        return routes
     }
 }
 

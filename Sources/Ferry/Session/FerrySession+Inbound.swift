@@ -136,15 +136,32 @@ extension FerrySession {
         if let inPlace {
             // Counted as an unwritten reply since admission; the handler cannot make its
             // connection unwritable (nothing is written while it runs), so the reply is queued.
-            let reply = router.reply(
-                to: message, synchronousHandler: inPlace, context: context, checkedAt: clock.latest, exposeErrorDetails: exposeErrorDetails)
+            let reply =
+                if let tracer = peer.instruments.tracer {
+                    CallSpans.serve(message, tracer: tracer) {
+                        router.reply(
+                            to: message, synchronousHandler: inPlace, context: context, checkedAt: clock.latest,
+                            exposeErrorDetails: exposeErrorDetails)
+                    }
+                } else {
+                    router.reply(
+                        to: message, synchronousHandler: inPlace, context: context, checkedAt: clock.latest, exposeErrorDetails: exposeErrorDetails)
+                }
             peer.releaseHandler()
             queueReply(reply, to: message, on: replies, handledSince: context.arrival, until: clock.now())
             return
         }
         let replies = NIOLoopBound(replies, eventLoop: channel.eventLoop)
+        let tracer = peer.instruments.tracer
         startHandler(on: channel) { [self] in
-            let reply = await router.reply(to: message, route: route, context: context, exposeErrorDetails: exposeErrorDetails)
+            let reply =
+                if let tracer {
+                    await CallSpans.serve(message, tracer: tracer) {
+                        await router.reply(to: message, route: route, context: context, exposeErrorDetails: exposeErrorDetails)
+                    }
+                } else {
+                    await router.reply(to: message, route: route, context: context, exposeErrorDetails: exposeErrorDetails)
+                }
             await sendReply(reply, to: message, on: channel, replies: replies, handledSince: context.arrival)
         }
     }

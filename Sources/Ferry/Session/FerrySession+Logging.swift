@@ -18,6 +18,10 @@ extension FerrySession {
     }
 
     func logExchange(_ kind: Exchange, route: String, cost: Duration, bodyOut: Int, bodyIn: Int, status: FerryStatus) {
+        let instruments = peer.instruments
+        if instruments.recordsExchanges {
+            record(kind, route: route, cost: cost, bodyOut: bodyOut, bodyIn: bodyIn, status: status, in: instruments)
+        }
         let slow = kind.isCall && cost > peer.configuration.slowCallThreshold
         guard slow || logsEveryExchange else { return }
         let metadata: Logger.Metadata = [
@@ -32,5 +36,16 @@ extension FerrySession {
         } else {
             logger.debug("\(kind.rawValue)", metadata: metadata)
         }
+    }
+
+    /// Counts the exchange in the peer's metrics and statistics.
+    private func record(
+        _ kind: Exchange, route: String, cost: Duration, bodyOut: Int, bodyIn: Int, status: FerryStatus, in instruments: PeerInstruments
+    ) {
+        let inbound = kind == .callIn || kind == .pushIn
+        let known = !inbound || routes.handler(for: kind == .callIn ? .call : .push, path: route) != nil
+        instruments.record(
+            isCall: kind.isCall, inbound: inbound, route: route, known: known, status: status, duration: cost,
+            bodyIn: bodyIn, bodyOut: bodyOut)
     }
 }

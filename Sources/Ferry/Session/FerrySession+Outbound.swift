@@ -6,6 +6,40 @@ extension FerrySession {
     /// The deadline is the options' timeout (else the peer default), capped by the deadline of
     /// the inbound call being handled, if any; it travels to the remote in `X-Ferry-Timeout`.
     nonisolated(nonsending) public func call(_ serviceMethod: String, body: ByteBuffer, codec: FerryCodecID, options: FerryCallOptions) async throws -> FerryReply {
+        let instruments = peer.instruments
+        if instruments.tracer != nil || instruments.metrics != nil {
+            return try await instrumentedCall(serviceMethod, body: body, codec: codec, options: options, instruments: instruments)
+        }
+        return try await sendCall(serviceMethod, body: body, codec: codec, options: options)
+    }
+
+    /// ``call(_:body:codec:options:)`` counted as in flight, inside a client span whose context
+    /// travels in the meta.
+    @inline(never)
+    nonisolated(nonsending) private func instrumentedCall(
+        _ serviceMethod: String, body: ByteBuffer, codec: FerryCodecID, options: FerryCallOptions, instruments: PeerInstruments
+    ) async throws -> FerryReply {
+        let inFlight = instruments.metrics?.callsInFlightOut
+        inFlight?.increment()
+        defer { inFlight?.decrement() }
+        guard let tracer = instruments.tracer else {
+            return try await sendCall(serviceMethod, body: body, codec: codec, options: options)
+        }
+        var options = options
+        let span = CallSpans.startClient(serviceMethod, tracer: tracer, meta: &options.meta)
+        do {
+            let reply = try await sendCall(serviceMethod, body: body, codec: codec, options: options)
+            CallSpans.end(span, status: reply.status)
+            return reply
+        } catch {
+            CallSpans.end(span, error: error)
+            throw error
+        }
+    }
+
+    /// Sends the CALL and waits for its reply.
+    @inline(__always)
+    nonisolated(nonsending) private func sendCall(_ serviceMethod: String, body: ByteBuffer, codec: FerryCodecID, options: FerryCallOptions) async throws -> FerryReply {
         // What this function keeps across its wait is kept small: a thousand calls waiting at
         // once keep a thousand frames, and the memory they touch decides how many of them the
         // caches hold. So the message is built by a plain function (again for a resend), the

@@ -77,15 +77,18 @@ extension FerrySession {
                     return
                 }
                 for waiter in waiters { waiter.resume(returning: channel) }
+                peer.instruments.metrics?.redial("connected")
                 logger.info("redialled", metadata: ["attempt": "\(attempt + 1)"])
                 if !channel.isActive { connectionClosed(channel) }
                 return
             } catch let refused as AuthRefused {
                 logger.warning("redial stopped: auth refused", metadata: ["status": "\(refused.status)"])
+                peer.instruments.metrics?.redial("refused")
                 connected?.close(promise: nil)
                 stopRedialling(reason: "redial stopped: auth refused: \(refused.status)")
                 return
             } catch {
+                peer.instruments.metrics?.redial("failed")
                 logger.info("redial attempt failed", metadata: ["attempt": "\(attempt + 1)", "of": "\(policy.maximumAttempts)", "error": "\(error)"])
                 // Only the connection this attempt made: a connection being moved away from
                 // still carries calls that await their replies.
@@ -94,6 +97,7 @@ extension FerrySession {
         }
         if !state.withLock({ $0.isClosed }) {
             logger.warning("session closed: redial gave up", metadata: ["id": "\(id)"])
+            peer.instruments.metrics?.redial("gave_up")
         }
         stopRedialling(reason: "redial gave up")
     }

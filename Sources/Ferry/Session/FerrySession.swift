@@ -173,7 +173,7 @@ public final class FerrySession: FerrySessionProtocol, CustomStringConvertible {
         closing.authWaiter?.resume(throwing: status)
         for connection in closing.connectionsToClose { connection.close(promise: nil) }
         logger.debug("session closed", metadata: ["id": "\(id)", "reason": "\(closing.reason)"])
-        peer.sessionClosed(self, wasReady: closing.wasReady)
+        peer.sessionClosed(self, wasReady: closing.wasReady, reason: closing.reason)
         closeNotifier.close()
     }
 }
