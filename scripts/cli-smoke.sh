@@ -58,6 +58,13 @@ run_expect "gateway refuses a bad mailbox" 1 "cannot open the mailbox $WORK/bad-
 run_expect "push needs a user"       64 "name at least one user" -- "$FERRY" push 127.0.0.1:1 '"hi"'
 run_expect "push checks its JSON"    2 "the message is not JSON" -- "$FERRY" push 127.0.0.1:1 hi --user alice
 run_expect "listen --from EPOCH:OFFSET" 64 "from must be EPOCH:OFFSET" -- "$FERRY" listen 127.0.0.1:1 --user alice --from 12
+run_expect "--metrics needs HOST:PORT" 64 "metrics must be HOST:PORT" -- "$FERRY" serve --metrics nowhere
+run_expect "gateway --metrics HOST:PORT" 64 "metrics must be HOST:PORT" -- "$FERRY" gateway --http 127.0.0.1:0 --backend 127.0.0.1:1 --metrics unix:/x
+run_expect "top: bad address"        64 "Usage: ferry top"       -- "$FERRY" top not-an-address
+run_expect "top --interval 5 refused" 64 "interval must look like 2s" -- "$FERRY" top 127.0.0.1:1 --interval 5
+run_expect "top --interval 0s refused" 64 "interval must be positive" -- "$FERRY" top 127.0.0.1:1 --interval 0s
+run_expect "top --count 0 refused"   64 "count must be 1 or more" -- "$FERRY" top 127.0.0.1:1 --count 0
+run_expect "top: dial failure"       2 "dial failed"            -- "$FERRY" top "127.0.0.1:$(free_port)" --count 1
 
 echo "== ferry demo"
 "$FERRY" demo
@@ -123,6 +130,84 @@ echo "ok   --output json error status"
 kill -INT $SERVER
 wait $SERVER
 
+# wait_until SECONDS COMMAND...: runs COMMAND every 0.1 s until it succeeds; fails after SECONDS.
+# The bound is generous: it only matters when something is broken, and a busy machine is slow.
+wait_until() {
+    local deadline=$((SECONDS + $1)); shift
+    until "$@"; do
+        ((SECONDS < deadline)) || return 1
+        sleep 0.1
+    done
+}
+
+echo "== ferry serve --metrics, ferry top"
+if command -v curl >/dev/null 2>&1; then
+    TOP_PORT=$(free_port); METRICS_PORT=$(free_port)
+    "$FERRY" serve --listen "127.0.0.1:$TOP_PORT" --metrics "127.0.0.1:$METRICS_PORT" >"$WORK/metrics.log" 2>&1 &
+    METRICS_SERVER=$!
+    PIDS="$PIDS $METRICS_SERVER"
+    wait_until 60 grep -qs "metrics at http://127.0.0.1:$METRICS_PORT/metrics" "$WORK/metrics.log" \
+        || { echo "FAIL serve --metrics line"; cat "$WORK/metrics.log"; exit 1; }
+    echo "ok   serve --metrics names its endpoint at once"
+    wait_until 60 grep -qs "listening on 127.0.0.1:$TOP_PORT" "$WORK/metrics.log" \
+        || { echo "FAIL serve --metrics listening line"; cat "$WORK/metrics.log"; exit 1; }
+    for n in 1 2 3; do
+        run_expect "metrics: call $n"    0 "body: 3" -- "$FERRY" call "127.0.0.1:$TOP_PORT" /math/add '{"a":1,"b":2}'
+    done
+    run_expect "metrics: an error"       1 "1234"    -- "$FERRY" call "127.0.0.1:$TOP_PORT" /fail
+    scrape() { curl -s "http://127.0.0.1:$METRICS_PORT/metrics" >"$WORK/metrics.txt"; }
+    scraped_calls() { scrape && grep -q '^ferry_calls_total{.*route="/math/add".*} 3\(\.0\)\?$' "$WORK/metrics.txt"; }
+    wait_until 60 scraped_calls || { echo "FAIL ferry_calls_total for /math/add"; cat "$WORK/metrics.txt"; exit 1; }
+    echo "ok   /metrics counts the calls (ferry_calls_total, route=\"/math/add\")"
+    grep -q '^# TYPE ferry_calls_total counter$' "$WORK/metrics.txt" || { echo "FAIL counter TYPE line"; cat "$WORK/metrics.txt"; exit 1; }
+    grep -q '^ferry_call_duration_seconds_bucket{.*route="/math/add".*le="+Inf".*} 3' "$WORK/metrics.txt" \
+        || { echo "FAIL ferry_call_duration_seconds_bucket for /math/add"; cat "$WORK/metrics.txt"; exit 1; }
+    echo "ok   /metrics has the duration histogram (ferry_call_duration_seconds_bucket)"
+
+    # To a pipe: each frame once, separated by a blank line, without escape codes.
+    out=$("$FERRY" top "127.0.0.1:$TOP_PORT" --count 2 --interval 200ms) || { echo "FAIL top --count 2"; echo "$out"; exit 1; }
+    [[ $(grep -c "^127.0.0.1:$TOP_PORT  up .* sessions [0-9]*  handlers [0-9]*/[0-9]*  not draining" <<<"$out") == 2 ]] \
+        || { echo "FAIL top: two frames with a header"; echo "$out"; exit 1; }
+    [[ $(grep -c "^KIND  DIR  ROUTE  *CALLS/S  ERR/S  *P50  *P99  TOTAL$" <<<"$out") == 2 ]] \
+        || { echo "FAIL top: two tables"; echo "$out"; exit 1; }
+    grep -Eq '^call  in   /math/add +[0-9]+\.[0-9] +0\.0 +[0-9.]+(us|ms|s) +[0-9.]+(us|ms|s) +3$' <<<"$out" \
+        || { echo "FAIL top: the /math/add row"; echo "$out"; exit 1; }
+    grep -Eq '^call  in   /fail +[0-9]+\.[0-9] +[0-9]+\.[0-9] .* 1$' <<<"$out" || { echo "FAIL top: the /fail row"; echo "$out"; exit 1; }
+    grep -q "(rates over [0-9.]*s)" <<<"$out" || { echo "FAIL top: the second frame's rates"; echo "$out"; exit 1; }
+    ! grep -q $'\e' <<<"$out" || { echo "FAIL top to a pipe writes escape codes"; echo "$out" | cat -v; exit 1; }
+    echo "ok   top --count 2 --interval 200ms: two frames, /math/add with its total"
+    run_expect "top --sessions"          0 "^  [^ ]*  127.0.0.1:[0-9]*  accepted$" \
+        -- "$FERRY" top "127.0.0.1:$TOP_PORT" --count 1 --sessions
+    if command -v script >/dev/null 2>&1; then
+        # On a terminal the view is redrawn in place: clear the screen, then the frame.
+        out=$(script -qec "$FERRY top 127.0.0.1:$TOP_PORT --count 1" /dev/null </dev/null)
+        [[ $out == $'\e[H\e[2J127.0.0.1:'"$TOP_PORT"* ]] || { echo "FAIL top on a terminal"; echo "$out" | cat -v; exit 1; }
+        echo "ok   top on a terminal clears and redraws"
+    fi
+    # Until Ctrl-C, which stops it cleanly.
+    "$FERRY" top "127.0.0.1:$TOP_PORT" --interval 100ms >"$WORK/top.log" 2>&1 &
+    TOP=$!
+    PIDS="$PIDS $TOP"
+    wait_until 60 grep -q "^KIND" "$WORK/top.log" || { echo "FAIL top shows no frame"; cat "$WORK/top.log"; exit 1; }
+    kill -INT $TOP
+    wait $TOP || { echo "FAIL top exit on Ctrl-C"; cat "$WORK/top.log"; exit 1; }
+    echo "ok   top stops on Ctrl-C with exit 0"
+    kill -INT $METRICS_SERVER
+    wait $METRICS_SERVER
+
+    NO_STATS_PORT=$(free_port)
+    "$FERRY" serve --listen "127.0.0.1:$NO_STATS_PORT" --no-stats >"$WORK/no-stats.log" 2>&1 &
+    NO_STATS=$!
+    PIDS="$PIDS $NO_STATS"
+    wait_until 60 grep -qs "listening on" "$WORK/no-stats.log" || { echo "FAIL serve --no-stats"; cat "$WORK/no-stats.log"; exit 1; }
+    run_expect "top: statistics off"     1 "127.0.0.1:$NO_STATS_PORT does not serve /ferry/stats (statistics are off)" \
+        -- "$FERRY" top "127.0.0.1:$NO_STATS_PORT" --count 1
+    kill -INT $NO_STATS
+    wait $NO_STATS
+else
+    echo "skip serve --metrics: curl not found"
+fi
+
 echo "== ferry serve --ws + ferry call ws://"
 WS_TCP_PORT=$(free_port); WS_PORT=$(free_port)
 "$FERRY" serve --listen "127.0.0.1:$WS_TCP_PORT" --ws "127.0.0.1:$WS_PORT" >"$WORK/ws.log" 2>&1 &
@@ -182,12 +267,13 @@ wait $PB_SERVER
 
 echo "== ferry gateway in front of ferry serve"
 if command -v curl >/dev/null 2>&1; then
-    BACKEND_PORT=$(free_port); GW_HTTP=$(free_port); GW_SOCKET=$(free_port); GW_WS=$(free_port); GW_INNER=$(free_port)
+    BACKEND_PORT=$(free_port); GW_HTTP=$(free_port); GW_SOCKET=$(free_port); GW_WS=$(free_port); GW_INNER=$(free_port); GW_METRICS=$(free_port)
     "$FERRY" serve --listen "127.0.0.1:$BACKEND_PORT" >"$WORK/backend.log" 2>&1 &
     BACKEND=$!
     PIDS="$PIDS $BACKEND"
     "$FERRY" gateway --http "127.0.0.1:$GW_HTTP" --socket "127.0.0.1:$GW_SOCKET" --ws "127.0.0.1:$GW_WS" --inner "127.0.0.1:$GW_INNER" \
-        --backend "127.0.0.1:$BACKEND_PORT" --dev-auth --max-body 1024 --timeout 1s --rooms >"$WORK/gateway.log" 2>"$WORK/gateway.err" &
+        --backend "127.0.0.1:$BACKEND_PORT" --dev-auth --max-body 1024 --timeout 1s --rooms --metrics "127.0.0.1:$GW_METRICS" \
+        >"$WORK/gateway.log" 2>"$WORK/gateway.err" &
     GATEWAY=$!
     PIDS="$PIDS $GATEWAY"
     for _ in $(seq 1 100); do grep -qs "listening on" "$WORK/backend.log" && grep -qs "gateway listening" "$WORK/gateway.log" && break; sleep 0.1; done
@@ -209,6 +295,14 @@ if command -v curl >/dev/null 2>&1; then
     }
     http_expect "HTTP POST /math/add"    200 '^3$'       -- -X POST "$GW/math/add" -H 'Content-Type: application/json' -d '{"a":1,"b":2}'
     http_expect "HTTP GET with a query"  200 '^3$'       -- "$GW/math/add?a=1&b=2"
+    wait_until 60 grep -qs "metrics at http://127.0.0.1:$GW_METRICS/metrics" "$WORK/gateway.log" \
+        || { echo "FAIL gateway --metrics line"; cat "$WORK/gateway.log" "$WORK/gateway.err"; exit 1; }
+    gateway_calls() {
+        curl -s "http://127.0.0.1:$GW_METRICS/metrics" >"$WORK/gateway-metrics.txt" \
+            && grep -q '^ferry_calls_total{direction="out",route="/math/add",.*} 2\(\.0\)\?$' "$WORK/gateway-metrics.txt"
+    }
+    wait_until 60 gateway_calls || { echo "FAIL gateway --metrics counts its calls"; cat "$WORK/gateway-metrics.txt"; exit 1; }
+    echo "ok   gateway --metrics counts the calls it passes on"
     http_expect "HTTP echo keeps text"   200 '^hi$'      -- "$GW/echo" -H 'Content-Type: text/plain' -d 'hi'
     http_expect "HTTP unknown route 404" 404 '"code":404' -- "$GW/no/such/route"
     http_expect "HTTP status >= 600"     299 '"code":1234' -- "$GW/fail"
@@ -342,6 +436,8 @@ while True:
 PIDS="$PIDS $!"
 for _ in $(seq 1 50); do [[ -s $HTTP_PORT_FILE ]] && break; sleep 0.1; done
 run_expect "HTTP server named" 1 "looks like an HTTP server, not a Ferry peer" -- "$FERRY" call "127.0.0.1:$(cat "$HTTP_PORT_FILE")" /echo hi
+run_expect "--metrics on a port in use" 1 "metrics 127.0.0.1:$(cat "$HTTP_PORT_FILE"): cannot serve: .*Address already in use" \
+    -- "$FERRY" serve --listen "127.0.0.1:$(free_port)" --metrics "127.0.0.1:$(cat "$HTTP_PORT_FILE")"
 out=$("$FERRY" call "127.0.0.1:$(free_port)" /echo 2>&1 || true)
 python3 -c '
 import sys

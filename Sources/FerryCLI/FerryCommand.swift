@@ -8,7 +8,7 @@ struct FerryCommand: AsyncParsableCommand {
         version: FerryVersion.current,
         subcommands: [
             DemoCommand.self, ServeCommand.self, CallCommand.self, ListCommand.self, GatewayCommand.self, PushCommand.self,
-            ListenCommand.self, RoomsCommand.self,
+            ListenCommand.self, RoomsCommand.self, TopCommand.self,
         ]
     )
 }

@@ -26,7 +26,8 @@ struct GatewayCommand: AsyncParsableCommand {
             a message for offline users too, and clients receive it with ferry listen (without a \
             mailbox, /gateway/send is refused with 405). The services are the --backend addresses \
             (one service serving every route), or found in etcd by route with --etcd. SIGTERM or \
-            Ctrl-C stops gracefully.
+            Ctrl-C stops gracefully. With --metrics HOST:PORT, the Prometheus metrics of the \
+            gateway's outer and inner peers are served at http://HOST:PORT/metrics.
             """
     )
 
@@ -90,6 +91,8 @@ struct GatewayCommand: AsyncParsableCommand {
 
     @OptionGroup(title: "At-least-once pushes (/gateway/send; off without --data or --memory-mailbox)") var mailbox: MailboxOptions
 
+    @OptionGroup(title: "Metrics") var prometheus: MetricsOptions
+
     @OptionGroup var logging: LoggingOptions
 
     func validate() throws {
@@ -131,6 +134,11 @@ struct GatewayCommand: AsyncParsableCommand {
         let (registry, serviceName) = try registry(logger: logger)
         let verifier = try await tokens.verifier() ?? RefusingTokenVerifier()
         var configuration = try gatewayConfiguration()
+        let metrics = try prometheus.endpoint(logger: logger)
+        if let metrics {
+            configuration.outerPeer.observability = metrics.observability
+            configuration.innerPeer.observability = metrics.observability
+        }
         // Opened last, so that nothing after it can fail before the close below is in place.
         let opened: OpenedMailbox?
         do {
@@ -142,8 +150,9 @@ struct GatewayCommand: AsyncParsableCommand {
         configuration.durablePush = opened?.durablePush
         let gateway = FerryGateway(
             registry: registry, service: serviceName, verifier: verifier, configuration: configuration, logger: logger)
+        // The metrics endpoint comes first, so that it still answers while the gateway drains.
         let group = ServiceGroup(configuration: .init(
-            services: [.init(service: gateway, successTerminationBehavior: .gracefullyShutdownGroup)],
+            services: (metrics.map { [$0.serviceConfiguration] } ?? []) + [.init(service: gateway, successTerminationBehavior: .gracefullyShutdownGroup)],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
         try await withThrowingTaskGroup(of: Void.self) { tasks in

@@ -19,6 +19,8 @@ struct ServeCommand: AsyncParsableCommand {
             require client certificates] [--token SECRET to require the auth handshake].
             Over WebSocket as well: ferry serve --ws 127.0.0.1:9091 [--ws-path /ws] [--ws-proto json|pb] \
             serves the same routes at ws://127.0.0.1:9091/ws (wss:// with the TLS options).
+            With --metrics 127.0.0.1:9464, Prometheus metrics (ferry_calls_total, \
+            ferry_call_duration_seconds, …) are served at http://127.0.0.1:9464/metrics.
             """
     )
 
@@ -48,6 +50,11 @@ struct ServeCommand: AsyncParsableCommand {
     @OptionGroup var auth: AuthOptions
 
     @OptionGroup var etcd: EtcdOptions
+
+    @OptionGroup(title: "Metrics") var prometheus: MetricsOptions
+
+    @Flag(help: "Keep no per-route statistics: \(FerryPeer.statsRoute) (what ferry top shows) answers 404.")
+    var noStats = false
 
     @OptionGroup var logging: LoggingOptions
 
@@ -82,6 +89,12 @@ struct ServeCommand: AsyncParsableCommand {
         let registry = etcd.registry(logger: logger)
         // Filled in once the listener is up; the shutdown hook deregisters before draining.
         let registration = Registration()
+        // The successor of a graceful restart (it inherits the listening sockets) waits for its
+        // predecessor to drain and let go of the metrics port.
+        let isSuccessor = ProcessInfo.processInfo.environment["FERRY_INHERITED_LISTENERS"] != nil
+        let metrics = try prometheus.endpoint(logger: logger, patience: isSuccessor ? drain + .seconds(30) : nil)
+        var observability = metrics?.observability ?? FerryObservability()
+        observability.servesStats = !noStats
         let hooks = FerryPeer.Hooks(onShutdown: {
             guard let (registry, nodes) = registration.current else { return }
             for node in nodes {
@@ -96,7 +109,7 @@ struct ServeCommand: AsyncParsableCommand {
         let peer = FerryPeer(
             configuration: .init(
                 webSocket: .init(subprotocol: wsProto.subprotocol), auth: auth.listening, hooks: hooks, drainTimeout: drain,
-                restartsOnSIGUSR2: true),
+                restartsOnSIGUSR2: true, observability: observability),
             logger: logger)
         DemoRoutes.install(on: peer.router)
         let tlsConfiguration = try tls.serverConfiguration()
@@ -122,7 +135,9 @@ struct ServeCommand: AsyncParsableCommand {
         printNow("Ctrl-C or SIGTERM stops gracefully; SIGUSR2 restarts without downtime")
         // The registry comes first: a graceful shutdown stops the services in reverse order, so
         // the peer's shutdown hook deregisters while the registry still runs.
+        // The metrics endpoint comes before the peer, so that it still answers while the peer drains.
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        if let metrics { services.append(metrics.serviceConfiguration) }
         if let registry { services.append(.init(service: registry, successTerminationBehavior: .gracefullyShutdownGroup)) }
         services.append(.init(service: peer, successTerminationBehavior: .gracefullyShutdownGroup))
         let group = ServiceGroup(configuration: .init(
