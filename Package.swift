@@ -153,6 +153,7 @@ let package = Package(
                 "FerryPushSQLite",
                 "FerryPushPostgres",
                 "FerryPrometheus",
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

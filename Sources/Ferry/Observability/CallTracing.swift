@@ -28,9 +28,10 @@ public struct FerryMetaExtractor: Extractor {
 enum CallSpans {
     /// Starts the client span of a call to `route`, child of the caller's context, and writes
     /// its context into `meta`.
-    static func startClient(_ route: String, tracer: any Tracer, meta: inout FerryMeta) -> any Span {
+    static func startClient(_ route: String, remote: String, tracer: any Tracer, meta: inout FerryMeta) -> any Span {
         let span = tracer.startSpan(route, context: ServiceContext.current ?? .topLevel, ofKind: .client)
         describe(span, route: route)
+        span.attributes["server.address"] = remote
         tracer.inject(span.context, into: &meta, using: FerryMetaInjector())
         return span
     }

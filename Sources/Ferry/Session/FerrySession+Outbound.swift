@@ -26,7 +26,7 @@ extension FerrySession {
             return try await sendCall(serviceMethod, body: body, codec: codec, options: options)
         }
         var options = options
-        let span = CallSpans.startClient(serviceMethod, tracer: tracer, meta: &options.meta)
+        let span = CallSpans.startClient(serviceMethod, remote: remoteAddress, tracer: tracer, meta: &options.meta)
         do {
             let reply = try await sendCall(serviceMethod, body: body, codec: codec, options: options)
             CallSpans.end(span, status: reply.status)

@@ -30,6 +30,15 @@ extension FerryClient {
         route: String, hashKey: String?, timeout: Duration?, backupDelay: Duration?,
         operation: @Sendable (FerrySession) async throws -> Outcome
     ) async throws -> Outcome {
+        try await instruments.traced(route: route) {
+            try await performAttempts(route: route, hashKey: hashKey, timeout: timeout, backupDelay: backupDelay, operation: operation)
+        }
+    }
+
+    private func performAttempts(
+        route: String, hashKey: String?, timeout: Duration?, backupDelay: Duration?,
+        operation: @Sendable (FerrySession) async throws -> Outcome
+    ) async throws -> Outcome {
         let set: EndpointSet
         if let ready = try readyEndpoints() {
             set = ready
@@ -38,6 +47,7 @@ extension FerryClient {
         }
         let (first, admission) = try pickOrThrow(route: route, hashKey: hashKey, in: set, excluding: [])
         budget.recordCall()
+        instruments.attempt(.first)
         let maximumAttempts = max(configuration.retry.maximumAttempts, 1)
 
         guard let backupDelay else {
@@ -141,6 +151,7 @@ extension FerryClient {
         }
         switch pick(route: route, hashKey: hashKey, in: snapshot, excluding: tried) {
         case .success(let chosen):
+            instruments.attempt(code == nil ? .backup : .retry)
             logger.debug("\(what) on another endpoint", metadata: [
                 "from": "\(previous.node.address)", "to": "\(chosen.0.node.address)", "status": "\(code.map(String.init(describing:)) ?? "late")",
             ])
@@ -217,6 +228,7 @@ extension FerryClient {
         }
         let finished = endpoint.finish(admission, verdict: verdict, latency: start.duration(to: now), at: now)
         if let change = finished.circuitChange {
+            instruments.circuitChanged(endpoint: endpoint.node.address.description, to: Self.stateLabel(change))
             switch change {
             case .open:
                 logger.warning("circuit opened", metadata: ["endpoint": "\(endpoint.node.address)", "status": "\(code)"])
@@ -228,6 +240,11 @@ extension FerryClient {
         }
         if finished.closeSessions { await endpoint.pool.close() }
         return result
+    }
+
+    /// The `state` label of a breaker change.
+    private static func stateLabel(_ change: CircuitState) -> String {
+        change == .halfOpen ? "half_open" : change.rawValue
     }
 
     /// What an attempt's status says about its endpoint.

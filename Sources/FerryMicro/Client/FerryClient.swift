@@ -78,6 +78,8 @@ public final class FerryClient: Sendable {
     let clock: ClockReader
     let dialler: NodeDialler
     let table = Mutex(Table())
+    /// Attempt and breaker metrics, and the span of each call's attempts.
+    let instruments: ClientInstruments
 
     /// Creates a client of `service`; it calls once ``run()`` runs (see
     /// ``withFerryClient(service:registry:peer:configuration:isolation:_:)``).
@@ -114,6 +116,7 @@ public final class FerryClient: Sendable {
         var logger = peer.logger
         logger[metadataKey: "service"] = "\(service ?? "*")"
         self.logger = logger
+        self.instruments = ClientInstruments(service: service, observability: peer.configuration.observability)
     }
 
     // MARK: Calls
