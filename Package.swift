@@ -108,6 +108,7 @@ let package = Package(
             dependencies: [
                 "Ferry",
                 "FerryMicro",
+                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -229,6 +230,7 @@ let package = Package(
                 "FerryPushSQLite",
                 "FerryPushPostgres",
                 "FerryTestSupport",
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ]

@@ -116,7 +116,10 @@ public final class FerryGateway: Service, Sendable {
             },
             timeout: configuration.authTimeout)
         let pushService = configuration.durablePush.map { durable in
-            FerryPushService(mailbox: durable.mailbox, configuration: durable.delivery, logger: logger) { session in
+            var delivery = durable.delivery
+            // The deliveries are the outer peer's: they count where its metrics go, unless set apart.
+            if delivery.metrics == nil { delivery.metrics = configuration.outerPeer.observability.metrics }
+            return FerryPushService(mailbox: durable.mailbox, configuration: delivery, logger: logger) { session in
                 directory.user(ofSessionID: session.id)
             }
         }

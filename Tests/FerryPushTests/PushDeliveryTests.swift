@@ -1,6 +1,7 @@
 import Ferry
 import FerryPush
 import FerryTestSupport
+import MetricsTestKit
 import NIOCore
 import Synchronization
 import Testing
@@ -194,10 +195,11 @@ struct PushDeliveryTests {
         }
     }
 
-    @Test("an unacknowledged message is sent again after the resend time, and the receiver drops the duplicate")
+    @Test("an unacknowledged message is sent again after the resend time, and the receiver drops the duplicate; the metrics count each step")
     func resendAndDuplicates() async throws {
         let clock = TestClock()
-        try await PushServer.with(configuration: .init(resendAfter: .seconds(10), clock: clock)) { server in
+        let metrics = TestMetrics()
+        try await PushServer.with(configuration: .init(resendAfter: .seconds(10), clock: clock, metrics: metrics)) { server in
             try await server.service.push(to: "fay", route: "/r", "only")
             let client = userPeer("fay")
             let receiver = FerryPushReceiver(router: client.router)
@@ -216,12 +218,21 @@ struct PushDeliveryTests {
                 #expect(await eventually { clock.sleeperCount > 0 })
                 clock.advance(by: .seconds(11))
                 #expect(await eventually { receiver.duplicatesDropped == 0 && server.service.deliveringSessions(of: "fay") == 1 })
+                #expect(try metrics.expectMeter(FerryPushMetricNames.streams).lastValue == 1)
+                #expect(await eventually { metrics.counterTotal(label: FerryPushMetricNames.deliveries) == 2 })
+                #expect(try metrics.expectMeter(FerryPushMetricNames.unacknowledged).lastValue == 1, "sent again, awaiting its ack")
                 gate.open()
                 #expect(await eventually { receiver.duplicatesDropped == 1 })
+                #expect(await eventually { (try? metrics.expectMeter(FerryPushMetricNames.unacknowledged).lastValue) == 0 })
                 await client.close()
                 try await group.next()
             }
             #expect(inbox.texts == ["only"], "handled once")
+            #expect(metrics.counterTotal(label: FerryPushMetricNames.stored) == 1)
+            #expect(metrics.counterTotal(label: FerryPushMetricNames.deliveries) == 2, "sent, then sent again")
+            #expect(metrics.counterTotal(label: FerryPushMetricNames.resends) == 1)
+            #expect(metrics.counterTotal(label: FerryPushMetricNames.acks) >= 1)
+            #expect(await eventually { (try? metrics.expectMeter(FerryPushMetricNames.streams).lastValue) == 0 })
         }
     }
 }

@@ -11,11 +11,27 @@ final class DeliveryStream: Sendable {
     private let window: Mutex<DeliveryWindow>
     private let signal = Signal()
     private let stopped = Atomic<Bool>(false)
+    private let metrics: PushMetrics?
 
-    init(user: String, session: FerrySession, window: DeliveryWindow) {
+    init(user: String, session: FerrySession, window: DeliveryWindow, metrics: PushMetrics?) {
         self.user = user
         self.session = session
         self.window = Mutex(window)
+        self.metrics = metrics
+    }
+
+    /// Changes the window, keeping the unacknowledged and resend metrics in step with it.
+    private func withWindow<Value>(_ body: (inout DeliveryWindow) -> Value) -> Value {
+        guard let metrics else { return window.withLock { body(&$0) } }
+        let (value, inflight, resends) = window.withLock { window in
+            let (inflight, resends) = (window.inflight.count, window.resends)
+            let value = body(&window)
+            return (value, window.inflight.count - inflight, window.resends - resends)
+        }
+        if inflight > 0 { metrics.unacknowledged.increment(by: Double(inflight)) }
+        if inflight < 0 { metrics.unacknowledged.decrement(by: Double(-inflight)) }
+        if resends > 0 { metrics.resends.increment(by: resends) }
+        return value
     }
 
     /// The epoch the stream delivers in.
@@ -26,13 +42,14 @@ final class DeliveryStream: Sendable {
 
     /// More messages were stored, through `offset`.
     func stored(through offset: UInt64) {
-        window.withLock { $0.stored(through: offset) }
+        withWindow { $0.stored(through: offset) }
         signal.signal()
     }
 
     /// The client acknowledged through `offset` of `epoch`.
     func acknowledge(epoch: String, through offset: UInt64) -> Result<Void, DeliveryWindow.AckRefusal> {
-        let result = window.withLock { $0.acknowledge(epoch: epoch, through: offset) }
+        let result = withWindow { $0.acknowledge(epoch: epoch, through: offset) }
+        if case .success = result { metrics?.acks.increment() }
         signal.signal()
         return result
     }
@@ -52,8 +69,17 @@ final class DeliveryStream: Sendable {
 
     /// Delivers until stopped, cancelled, or the session closes.
     func run(_ context: Context) async {
+        metrics?.streams.increment()
+        defer {
+            metrics?.streams.decrement()
+            // What this stream still awaits is no longer awaited by anyone here.
+            withWindow { window in
+                let (epoch, known) = (window.epoch, window.known)
+                window.restart(epoch: epoch, known: known)
+            }
+        }
         while !stopped.load(ordering: .relaxed), !Task.isCancelled, !session.isClosed {
-            let action = window.withLock { $0.nextAction(now: context.clock.now()) }
+            let action = withWindow { $0.nextAction(now: context.clock.now()) }
             switch action {
             case .wait(let deadline):
                 await signal.wait(timeout: deadline.map { $0 - context.clock.now() }, clock: context.clock)
@@ -72,7 +98,7 @@ final class DeliveryStream: Sendable {
 
     private func deliver(after offset: UInt64, limit: Int, _ context: Context) async throws {
         let page = try await context.mailbox.read(user, after: offset, limit: limit)
-        let current = window.withLock { window -> Bool in
+        let current = withWindow { window -> Bool in
             guard page.epoch == window.epoch else {
                 window.restart(epoch: page.epoch, known: page.lastOffset)
                 return false
@@ -82,7 +108,7 @@ final class DeliveryStream: Sendable {
         }
         guard current else { return }
         for message in page.messages {
-            let lost = window.withLock { $0.sent(message.offset, at: context.clock.now()) }
+            let lost = withWindow { $0.sent(message.offset, at: context.clock.now()) }
             var meta: FerryMeta = [
                 FerryPushProtocol.MetaKey.route: message.entry.route,
                 FerryPushProtocol.MetaKey.offset: String(message.offset),
@@ -92,6 +118,7 @@ final class DeliveryStream: Sendable {
             try await session.push(
                 FerryPushProtocol.deliverRoute, body: message.entry.body, codec: message.entry.codec,
                 options: FerryCallOptions(timeout: context.writeTimeout, meta: meta))
+            metrics?.deliveries.increment()
         }
     }
 }

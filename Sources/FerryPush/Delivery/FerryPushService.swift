@@ -1,5 +1,6 @@
 import Ferry
 import Logging
+import Metrics
 import NIOCore
 import ServiceLifecycle
 import Synchronization
@@ -30,16 +31,19 @@ public final class FerryPushService: Sendable {
         public var writeTimeout: Duration
         /// The clock of resends (tests pass their own).
         public var clock: any Clock<Duration> & Sendable
+        /// Where the service's metrics go (``FerryPushMetricNames``); nil records none.
+        public var metrics: (any MetricsFactory)?
 
         /// Creates settings: a window of 256 messages, resends after 10 s.
         public init(
             window: Int = 256, resendAfter: Duration = .seconds(10), writeTimeout: Duration = .seconds(5),
-            clock: any Clock<Duration> & Sendable = ContinuousClock()
+            clock: any Clock<Duration> & Sendable = ContinuousClock(), metrics: (any MetricsFactory)? = nil
         ) {
             self.window = window
             self.resendAfter = resendAfter
             self.writeTimeout = writeTimeout
             self.clock = clock
+            self.metrics = metrics
         }
     }
 
@@ -50,6 +54,7 @@ public final class FerryPushService: Sendable {
     let user: @Sendable (FerrySession) -> String?
     let logger: Logger
     let clock: PushClock
+    private let metrics: PushMetrics?
     private let streams = Mutex<[String: [ObjectIdentifier: DeliveryStream]]>([:])
     private let started: AsyncStream<DeliveryStream>
     private let start: AsyncStream<DeliveryStream>.Continuation
@@ -70,6 +75,7 @@ public final class FerryPushService: Sendable {
         self.user = user
         self.logger = logger
         self.clock = PushClock(configuration.clock)
+        self.metrics = configuration.metrics.map(PushMetrics.init(factory:))
         (started, start) = AsyncStream.makeStream(of: DeliveryStream.self)
     }
 
@@ -122,7 +128,8 @@ public final class FerryPushService: Sendable {
             user: user, session: session,
             window: DeliveryWindow(
                 epoch: position.epoch, next: next, known: position.offset, window: configuration.window,
-                resendAfter: configuration.resendAfter))
+                resendAfter: configuration.resendAfter),
+            metrics: metrics)
         let replaced = streams.withLock { streams in
             streams[user, default: [:]].updateValue(stream, forKey: ObjectIdentifier(session))
         }
@@ -143,6 +150,7 @@ public final class FerryPushService: Sendable {
     @discardableResult
     public func push(_ entries: [FerryMailboxEntry], to user: String) async throws -> FerryAppendResult {
         let result = try await mailbox.append(entries, to: user)
+        metrics?.stored.increment(by: entries.count)
         let targets = streams.withLock { $0[user].map { Array($0.values) } ?? [] }
         for stream in targets { stream.stored(through: result.offsets.upperBound) }
         return result
