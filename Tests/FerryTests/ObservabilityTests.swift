@@ -32,11 +32,16 @@ struct ObservabilityTests {
         #expect(out.metadata["status"] == "0")
         #expect(Self.isCost(out.metadata["cost"]), "cost: \(String(describing: out.metadata["cost"]))")
         #expect(out.metadata["remote"] == pair.session.remoteAddress)
+        #expect(out.metadata["session"] == pair.session.id)
+        #expect(out.metadata["seq"] != nil && Int32(out.metadata["seq"] ?? "") != nil, "the seq is metadata, not text")
+        #expect(out.message == "call-out", "route, seq and session are metadata, not in the message")
 
         let callIn = await serverLogs.waitFor { $0.message == "call-in" }
         let inbound = try #require(callIn, "server lines: \(serverLogs.all)")
         #expect(inbound.level == .debug)
         #expect(inbound.metadata["route"] == "/math/add")
+        #expect(inbound.metadata["seq"] == out.metadata["seq"], "the server logs the seq the client sent")
+        #expect(inbound.metadata["session"] != nil)
         #expect(inbound.metadata["status"] == "0")
         #expect(Self.isCost(inbound.metadata["cost"]), "cost: \(String(describing: inbound.metadata["cost"]))")
 

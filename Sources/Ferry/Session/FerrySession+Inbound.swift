@@ -124,7 +124,7 @@ extension FerrySession {
         let inPlace: FerrySynchronousHandler? =
             if case .synchronous(let handler)? = route, runsInPlace(on: channel), channel.isWritable { handler } else { nil }
         if let refusal = admissionRefusal(replyInPlace: inPlace != nil) {
-            logExchange(.callIn, route: message.serviceMethod, cost: .zero, bodyOut: 0, bodyIn: message.body.readableBytes, status: refusal)
+            logExchange(.callIn, route: message.serviceMethod, seq: message.seq, cost: .zero, bodyOut: 0, bodyIn: message.body.readableBytes, status: refusal)
             writeReply(errorReply(to: message, refusal), on: channel)
             return
         }
@@ -188,7 +188,7 @@ extension FerrySession {
         if status.code == .notFound {
             logger.warning("dropping a push to an unknown route", metadata: ["route": "\(message.serviceMethod)"])
         }
-        logExchange(.pushIn, route: message.serviceMethod, cost: start.duration(to: end), bodyOut: 0, bodyIn: message.body.readableBytes, status: status)
+        logExchange(.pushIn, route: message.serviceMethod, seq: message.seq, cost: start.duration(to: end), bodyOut: 0, bodyIn: message.body.readableBytes, status: status)
         handlerFinished()
     }
 
@@ -236,7 +236,7 @@ extension FerrySession {
             }
             if let dropped {
                 logger.warning("dropping a reply", metadata: ["seq": "\(reply.seq)", "reason": "\(dropped)"])
-                logExchange(.callIn, route: call.serviceMethod, cost: start.duration(to: .now), bodyOut: 0, bodyIn: call.body.readableBytes, status: reply.status)
+                logExchange(.callIn, route: call.serviceMethod, seq: call.seq, cost: start.duration(to: .now), bodyOut: 0, bodyIn: call.body.readableBytes, status: reply.status)
                 handlerFinished()
                 return
             }
@@ -279,7 +279,7 @@ extension FerrySession {
             logger.debug("could not write a reply", metadata: ["seq": "\(reply.seq)", "error": "\(error)"])
             repliesLeft(1)
         }
-        logExchange(.callIn, route: call.serviceMethod, cost: start.duration(to: end), bodyOut: reply.body.readableBytes, bodyIn: call.body.readableBytes, status: reply.status)
+        logExchange(.callIn, route: call.serviceMethod, seq: call.seq, cost: start.duration(to: end), bodyOut: reply.body.readableBytes, bodyIn: call.body.readableBytes, status: reply.status)
     }
 
     /// Replies queued on one of this session's connections that have since been passed down to

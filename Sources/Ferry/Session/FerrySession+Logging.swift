@@ -17,20 +17,22 @@ extension FerrySession {
         var isCall: Bool { self == .callIn || self == .callOut }
     }
 
-    func logExchange(_ kind: Exchange, route: String, cost: Duration, bodyOut: Int, bodyIn: Int, status: FerryStatus) {
+    func logExchange(_ kind: Exchange, route: String, seq: Int32? = nil, cost: Duration, bodyOut: Int, bodyIn: Int, status: FerryStatus) {
         let instruments = peer.instruments
         if instruments.recordsExchanges {
             record(kind, route: route, cost: cost, bodyOut: bodyOut, bodyIn: bodyIn, status: status, in: instruments)
         }
         let slow = kind.isCall && cost > peer.configuration.slowCallThreshold
         guard slow || logsEveryExchange else { return }
-        let metadata: Logger.Metadata = [
+        var metadata: Logger.Metadata = [
+            "session": "\(id)",
             "route": "\(route)",
             "cost": "\(Self.describe(cost))",
             "body_out": "\(bodyOut)B",
             "body_in": "\(bodyIn)B",
             "status": "\(status.code)",
         ]
+        if let seq { metadata["seq"] = "\(seq)" }
         if slow {
             logger.warning("\(kind.rawValue) slow", metadata: metadata)
         } else {

@@ -81,7 +81,7 @@ extension FerrySession {
             try Self.refuseExpired(timeout)
             let channel = try await prepareToSend(&message, before: deadline)
             try await write(message, on: channel, before: deadline)
-            logExchange(.pushOut, route: serviceMethod, cost: Self.elapsed(since: start), bodyOut: body.readableBytes, bodyIn: 0, status: .ok)
+            logExchange(.pushOut, route: serviceMethod, seq: message.seq, cost: Self.elapsed(since: start), bodyOut: body.readableBytes, bodyIn: 0, status: .ok)
         } catch {
             let status = failure(for: error)
             logExchange(.pushOut, route: serviceMethod, cost: Self.elapsed(since: start), bodyOut: body.readableBytes, bodyIn: 0, status: status)
@@ -133,7 +133,7 @@ extension FerrySession {
     @inline(never)
     private func finishCall(_ reply: consuming FerryMessage, route: String, bodyOut: Int, start: NIODeadline) -> FerryReply {
         let cost = Self.elapsed(since: start)
-        logExchange(.callOut, route: route, cost: cost, bodyOut: bodyOut, bodyIn: reply.body.readableBytes, status: reply.status)
+        logExchange(.callOut, route: route, seq: reply.seq, cost: cost, bodyOut: bodyOut, bodyIn: reply.body.readableBytes, status: reply.status)
         return FerryReply(message: reply, cost: cost, codecs: codecs)
     }
 
