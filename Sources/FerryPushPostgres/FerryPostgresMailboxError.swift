@@ -42,6 +42,7 @@ public struct FerryPostgresMailboxError: Error, Sendable, CustomStringConvertibl
         /// A failed append stored none of its messages.
         public static let storageFailed = Code(.storageFailed)
 
+        /// The code in words, as the error prints it.
         public var description: String {
             switch wrapped {
             case .invalidInput: "invalid input"
@@ -68,6 +69,7 @@ public struct FerryPostgresMailboxError: Error, Sendable, CustomStringConvertibl
         self.cause = cause
     }
 
+    /// `code: "message"`, and the cause's summary if there is one.
     public var description: String {
         let head = "\(code): \"\(message)\""
         guard let cause else { return head }
