@@ -175,3 +175,33 @@ struct HTTPGatewayTests {
         }
     }
 }
+
+@Suite("Tracing through the HTTP gateway")
+struct HTTPGatewayTracingTests {
+    @Test("a traceparent sent over HTTP continues through the gateway: the service gets the same trace, with the gateway's call as parent")
+    func traceContinues() async throws {
+        let tracer = W3CInMemoryTracer()
+        var configuration = allListeners()
+        configuration.innerPeer.observability = FerryObservability(tracer: tracer)
+        let traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
+        let parent = "00f067aa0ba902b7"
+        try await withGateway(configuration) { _, addresses, _ in
+            let result = try await http(
+                .GET, addresses.http, "/echo/meta",
+                headers: [("traceparent", "00-\(traceID)-\(parent)-01"), ("tracestate", "vendor=1")])
+            #expect(result.status == 200, "\(result.body)")
+            let meta = try JSONDecoder().decode([String: [String]].self, from: Data(result.body.utf8))
+            let carried = try #require(meta["traceparent"]?.first, "meta: \(meta)")
+            let parts = carried.split(separator: "-").map(String.init)
+            #expect(parts.count == 4 && parts[1] == traceID, "the service sees the caller's trace: \(carried)")
+            #expect(parts.count == 4 && parts[2] != parent, "its parent is the gateway's own call, not the HTTP caller")
+        }
+        let spans = tracer.recorder.finishedSpans
+        let server = try #require(spans.first { $0.kind == .server })
+        #expect(server.traceID == traceID)
+        #expect(server.parentSpanID == parent, "the gateway's HTTP span continues the caller's")
+        #expect(server.attributes["http.response.status_code"]?.toSpanAttribute() == 200.toSpanAttribute())
+        let call = try #require(spans.first { $0.kind == .client && $0.operationName == "/echo/meta" })
+        #expect(call.traceID == traceID)
+    }
+}

@@ -4,6 +4,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import NIOCore
+import Tracing
 
 /// HTTP in: turns a request into a CALL of the route named by its path, made through the
 /// gateway's ``FerryClient``, and the reply into a response.
@@ -33,7 +34,25 @@ struct HTTPInbound: Sendable {
         }
     }
 
+    /// Answers `request`; with a tracer, inside a server span that continues the trace its
+    /// headers carry (`traceparent`, `tracestate`), so the calls it makes are its children.
     func respond(to request: Request, context: GatewayRequestContext) async -> Response {
+        guard let tracer = client.peer.configuration.observability.tracer else {
+            return await handle(request, context: context)
+        }
+        var carried = ServiceContext.topLevel
+        tracer.extract(request.headers, into: &carried, using: HTTPFieldsExtractor())
+        let span = tracer.startSpan("\(request.method) \(request.uri.path)", context: carried, ofKind: .server)
+        span.attributes["http.request.method"] = "\(request.method)"
+        span.attributes["url.path"] = request.uri.path
+        let response = await ServiceContext.withValue(span.context) { await handle(request, context: context) }
+        span.attributes["http.response.status_code"] = Int(response.status.code)
+        if response.status.code >= 500 { span.setStatus(SpanStatus(code: .error)) }
+        span.end()
+        return response
+    }
+
+    private func handle(_ request: Request, context: GatewayRequestContext) async -> Response {
         guard request.method == .get || request.method == .post else {
             return failure(.init(code: 405, message: "Method Not Allowed", cause: "use GET or POST"), httpStatus: 405)
         }
@@ -131,4 +150,11 @@ struct HTTPInbound: Sendable {
 
 extension HTTPField.Name {
     static let xForwardedFor = HTTPField.Name("X-Forwarded-For")!
+}
+
+/// Reads a span context from HTTP request headers.
+struct HTTPFieldsExtractor: Extractor {
+    func extract(key: String, from fields: HTTPFields) -> String? {
+        HTTPField.Name(key).flatMap { fields[$0] }
+    }
 }
