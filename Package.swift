@@ -254,6 +254,10 @@ let package = Package(
             ]
         ),
         .testTarget(
+            name: "FerryCLITests",
+            dependencies: ["FerryCLI", "Ferry"]
+        ),
+        .testTarget(
             name: "FerryPrometheusTests",
             dependencies: [
                 "FerryPrometheus",
