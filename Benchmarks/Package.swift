@@ -26,6 +26,9 @@ let package = Package(
         // The gateway's HTTP baseline: a plain Hummingbird 2 route. Without its default traits,
         // as the parent package declares it.
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
+        // `ferry-bench --observe`: a recording tracer and the Prometheus registry metrics go to.
+        .package(url: "https://github.com/apple/swift-distributed-tracing", from: "1.7.3"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // The shared workload: the generated `BenchmarkMessage`, its gRPC service and the filled-in
@@ -50,7 +53,10 @@ let package = Package(
                 .product(name: "Ferry", package: ferryPackage),
                 .product(name: "FerryMicro", package: ferryPackage),
                 .product(name: "FerryGateway", package: ferryPackage),
+                .product(name: "FerryPrometheus", package: ferryPackage),
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),

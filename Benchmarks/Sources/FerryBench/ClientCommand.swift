@@ -43,7 +43,10 @@ struct ClientCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Print the result as one JSON object instead of a table.")
     var json = false
 
+    @OptionGroup var observation: ObservabilityOptions
+
     func validate() throws {
+        try observation.validate(for: endpoint.system)
         guard endpoint.system != .gatewayWebSocket else {
             throw ValidationError("--system gateway-ws has a server and idle connections only")
         }
@@ -75,11 +78,13 @@ struct ClientCommand: AsyncParsableCommand {
         )
         let measurement: LoadMeasurement
         var attempts: FerryClientBench.Attempts?
+        let (observability, observers) = observation.make()
         switch endpoint.system {
         case .ferry, .ferryWebSocket:
             measurement = try await FerryBenchClient.measure(
                 host: endpoint.host, port: endpoint.port, transport: endpoint.system == .ferry ? .tcp : .webSocket,
-                connections: connectionCount, codec: endpoint.codec, group: group, plan: plan)
+                connections: connectionCount, codec: endpoint.codec, group: group, plan: plan,
+                observability: observability)
         case .ferryClient:
             let nodePorts = try ports.map { list in
                 try list.split(separator: ",").map { text in
@@ -105,6 +110,8 @@ struct ClientCommand: AsyncParsableCommand {
                 host: endpoint.host, port: endpoint.port, connections: connectionCount, group: group, plan: plan)
         }
         try? await group.shutdownGracefully()
+        // On standard error: standard output carries the report.
+        observers?.report()
 
         var report = BenchReport(
             system: endpoint.system.rawValue,

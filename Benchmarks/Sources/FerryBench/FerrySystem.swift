@@ -24,8 +24,8 @@ enum FerryBenchTransport: Sendable {
 
     /// A peer configuration for this transport: the workload's body is binary, which only the
     /// mixer's protobuf sub-protocol carries.
-    func configuration() -> FerryPeer.Configuration {
-        var configuration = FerryPeer.Configuration(defaultCodec: .protobuf)
+    func configuration(observability: FerryObservability = FerryObservability()) -> FerryPeer.Configuration {
+        var configuration = FerryPeer.Configuration(defaultCodec: .protobuf, observability: observability)
         configuration.webSocket.subprotocol = .protobuf
         return configuration
     }
@@ -55,11 +55,13 @@ struct FerryBenchServer: BenchServer {
     /// The share of replies delayed by ``slowDelay`` (a slow node); 0: none.
     var slowFraction: Double = 0
     var slowDelay: Duration = .milliseconds(50)
+    /// Metrics, tracing and statistics (`--observe`, `--no-stats`); by default Ferry's defaults.
+    var observability = FerryObservability()
 
     func run(host: String, port: Int, onListening: @escaping @Sendable (Int) -> Void) async throws {
         var logger = Logger(label: "ferry-bench")
         logger.logLevel = .warning
-        var configuration = transport.configuration()
+        var configuration = transport.configuration(observability: observability)
         configuration.heartbeat.pingInterval = heartbeat
         let peer = FerryPeer(configuration: configuration, eventLoopGroup: group, logger: logger)
         let slowFraction = slowFraction
@@ -124,11 +126,12 @@ enum FerryBenchClient {
 
     static func measure(
         host: String, port: Int, transport: FerryBenchTransport = .tcp, connections: Int, codec: BodyCodec,
-        group: MultiThreadedEventLoopGroup, plan: LoadPlan
+        group: MultiThreadedEventLoopGroup, plan: LoadPlan, observability: FerryObservability = FerryObservability()
     ) async throws -> LoadMeasurement {
         var logger = Logger(label: "ferry-bench")
         logger.logLevel = .warning
-        let peer = FerryPeer(configuration: transport.configuration(), eventLoopGroup: group, logger: logger)
+        let peer = FerryPeer(
+            configuration: transport.configuration(observability: observability), eventLoopGroup: group, logger: logger)
         var targets: [any CallTarget] = []
         for _ in 0..<connections {
             let session = try await peer.dial(transport.address(host: host, port: port))

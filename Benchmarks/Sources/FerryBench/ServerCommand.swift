@@ -20,7 +20,10 @@ struct ServerCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Ferry only: how long a slow reply waits, in milliseconds.")
     var slowDelayMs: Int = 50
 
+    @OptionGroup var observation: ObservabilityOptions
+
     func validate() throws {
+        try observation.validate(for: endpoint.system)
         let isFerry = [.ferry, .ferryClient, .ferryWebSocket, .gatewayWebSocket].contains(endpoint.system)
         guard (0...1).contains(slowFraction) else { throw ValidationError("--slow-fraction must be 0...1") }
         guard slowDelayMs >= 0 else { throw ValidationError("--slow-delay-ms must be 0 or more") }
@@ -36,11 +39,21 @@ struct ServerCommand: AsyncParsableCommand {
         Workload.checkEncodedSize()
         let group = MultiThreadedEventLoopGroup(numberOfThreads: endpoint.threads)
         let server: any BenchServer
+        let (observability, observers) = observation.make()
+        if let observers {
+            // What the backends hold, every 10 seconds, in the server's log.
+            Task.detached {
+                while true {
+                    try await Task.sleep(for: .seconds(10))
+                    observers.report()
+                }
+            }
+        }
         switch endpoint.system {
         case .ferry, .ferryClient:
             server = FerryBenchServer(
                 group: group, heartbeat: heartbeat.map { .seconds($0) },
-                slowFraction: slowFraction, slowDelay: .milliseconds(slowDelayMs))
+                slowFraction: slowFraction, slowDelay: .milliseconds(slowDelayMs), observability: observability)
         case .ferryWebSocket:
             server = FerryBenchServer(
                 group: group, transport: .webSocket, heartbeat: heartbeat.map { .seconds($0) },
