@@ -139,6 +139,9 @@ struct GatewayCommand: AsyncParsableCommand {
             configuration.outerPeer.observability = metrics.observability
             configuration.innerPeer.observability = metrics.observability
         }
+        // `ferry top` works on the gateway's listeners.
+        configuration.outerPeer.observability.servesStats = true
+        configuration.innerPeer.observability.servesStats = true
         // Opened last, so that nothing after it can fail before the close below is in place.
         let opened: OpenedMailbox?
         do {

@@ -54,6 +54,13 @@ struct MetricsTests {
         let bodyIn = serverMetrics.counterTotal(label: FerryMetricNames.bodyBytes, dimensions: [("direction", "in")])
         #expect(bodyIn == Int64(2 * #"{"a":1,"b":2}"#.utf8.count + #""x""#.utf8.count + #""hello""#.utf8.count))
         #expect(clientMetrics.counterTotal(label: FerryMetricNames.bodyBytes, dimensions: [("direction", "in")]) == 2, "the replies 3 and 4")
+        // At the socket, every frame counts whole: more than the bodies, the same on both ends.
+        let wireIn = serverMetrics.counterTotal(label: FerryMetricNames.wireBytes, dimensions: [("direction", "in")])
+        #expect(wireIn > bodyIn)
+        #expect(await eventually {
+            clientMetrics.counterTotal(label: FerryMetricNames.wireBytes, dimensions: [("direction", "out")])
+                == serverMetrics.counterTotal(label: FerryMetricNames.wireBytes, dimensions: [("direction", "in")])
+        })
 
         // Nothing left in flight; one session open on each side, accepted and dialled.
         #expect(try clientMetrics.expectMeter(FerryMetricNames.callsInFlight, [("direction", "out")]).lastValue == 0)

@@ -7,27 +7,28 @@ import Testing
 struct StatsRouteTests {
     @Test("/ferry/stats answers per-route counts, errors and latency buckets, the sessions and the load, as JSON")
     func snapshot() async throws {
-        let pair = try await makePair()
+        let stats = FerryPeer.Configuration(observability: FerryObservability(servesStats: true))
+        let pair = try await makePair(server: stats, client: stats)
         for index in 0..<5 {
             #expect(try await pair.session.call("/math/add", AddArgs(a: index, b: 1), as: Int.self) == index + 1)
         }
         _ = await statusThrown { try await pair.session.call("/nope", "x", as: String.self) }
-        let stats = try await pair.session.call(FerryPeer.statsRoute, "", as: FerryStatsSnapshot.self)
-        let add = try #require(stats.routes.first { $0.route == "/math/add" && $0.direction == .inbound })
+        let snapshot = try await pair.session.call(FerryPeer.statsRoute, "", as: FerryStatsSnapshot.self)
+        let add = try #require(snapshot.routes.first { $0.route == "/math/add" && $0.direction == .inbound })
         #expect(add.kind == .call)
         #expect(add.count == 5)
         #expect(add.errors == 0)
         #expect(add.latencyBuckets.reduce(0, +) == 5)
         #expect(add.latencyBuckets.count == FerryStatsSnapshot.latencyBoundsMicroseconds.count + 1)
         #expect(add.percentile(0.99) != nil || add.latencyBuckets.last! > 0)
-        let unknown = try #require(stats.routes.first { $0.route == "unknown" })
+        let unknown = try #require(snapshot.routes.first { $0.route == "unknown" })
         #expect(unknown.count == 1 && unknown.errors == 1)
-        #expect(stats.sessionCount == 1)
-        #expect(stats.sessions.first?.id == pair.session.id || stats.sessions.count == 1)
-        #expect(stats.sessions.first?.dialled == false)
-        #expect(stats.maximumHandlers == pair.server.configuration.limits.maximumConcurrentHandlers)
-        #expect(!stats.draining)
-        #expect(stats.uptimeSeconds > 0)
+        #expect(snapshot.sessionCount == 1)
+        #expect(snapshot.sessions.first?.id == pair.session.id || snapshot.sessions.count == 1)
+        #expect(snapshot.sessions.first?.dialled == false)
+        #expect(snapshot.maximumHandlers == pair.server.configuration.limits.maximumConcurrentHandlers)
+        #expect(!snapshot.draining)
+        #expect(snapshot.uptimeSeconds > 0)
         // The client kept its own figures: the calls it made.
         let made = try #require(pair.client.statistics()?.routes.first { $0.route == "/math/add" && $0.direction == .outbound })
         #expect(made.count == 5)
@@ -65,10 +66,9 @@ struct StatsRouteTests {
         #expect(after.percentile(0.5) == .microseconds(bounds[0]), "over all time, half were fast")
     }
 
-    @Test("a peer with statistics off answers /ferry/stats with 404 and keeps none")
-    func off() async throws {
-        let off = FerryPeer.Configuration(observability: FerryObservability(servesStats: false))
-        let pair = try await makePair(server: off)
+    @Test("by default a peer keeps no statistics and answers /ferry/stats with 404")
+    func offByDefault() async throws {
+        let pair = try await makePair()
         let status = await statusThrown { try await pair.session.call(FerryPeer.statsRoute, "", as: FerryStatsSnapshot.self) }
         #expect(status?.code == .notFound)
         #expect(pair.server.statistics() == nil)

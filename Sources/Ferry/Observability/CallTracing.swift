@@ -30,8 +30,10 @@ enum CallSpans {
     /// its context into `meta`.
     static func startClient(_ route: String, remote: String, tracer: any Tracer, meta: inout FerryMeta) -> any Span {
         let span = tracer.startSpan(route, context: ServiceContext.current ?? .topLevel, ofKind: .client)
-        describe(span, route: route)
-        span.attributes["server.address"] = remote
+        span.updateAttributes { attributes in
+            describe(&attributes, route: route)
+            attributes["server.address"] = remote
+        }
         tracer.inject(span.context, into: &meta, using: FerryMetaInjector())
         return span
     }
@@ -41,13 +43,13 @@ enum CallSpans {
         var context = ServiceContext.topLevel
         tracer.extract(message.meta, into: &context, using: FerryMetaExtractor())
         let span = tracer.startSpan(message.serviceMethod, context: context, ofKind: .server)
-        describe(span, route: message.serviceMethod)
+        span.updateAttributes { describe(&$0, route: message.serviceMethod) }
         return span
     }
 
-    private static func describe(_ span: any Span, route: String) {
-        span.attributes["rpc.system"] = "ferry"
-        span.attributes["rpc.method"] = route
+    private static func describe(_ attributes: inout SpanAttributes, route: String) {
+        attributes["rpc.system"] = "ferry"
+        attributes["rpc.method"] = route
     }
 
     /// Ends `span` with the call's status: an error status for anything but OK.

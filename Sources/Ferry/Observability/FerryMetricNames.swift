@@ -7,6 +7,7 @@
 /// | `ferry_call_duration_seconds` | timer (histogram) | `direction`, `route` |
 /// | `ferry_calls_in_flight` | gauge | `direction` (`out`: calls made here awaiting their reply) |
 /// | `ferry_body_bytes_total` | counter | `direction` |
+/// | `ferry_wire_bytes_total` | counter | `direction` (bytes at the socket: frames, TLS, WebSocket) |
 /// | `ferry_sessions_open` | gauge | |
 /// | `ferry_sessions_opened_total` | counter | `how` (`accepted`, `dialled`) |
 /// | `ferry_sessions_closed_total` | counter | `reason` (a fixed set: ``FerryCloseCategory``) |
@@ -30,6 +31,8 @@ public enum FerryMetricNames {
     public static let callsInFlight = "ferry_calls_in_flight"
     /// Message body bytes by direction.
     public static let bodyBytes = "ferry_body_bytes_total"
+    /// Bytes read and written at the socket, by direction.
+    public static let wireBytes = "ferry_wire_bytes_total"
     /// Sessions open now.
     public static let sessionsOpen = "ferry_sessions_open"
     /// Sessions opened, accepted or dialled.

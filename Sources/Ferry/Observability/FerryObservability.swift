@@ -5,11 +5,13 @@ import Tracing
 /// Where a peer reports what it does: metrics through swift-metrics, spans through
 /// swift-distributed-tracing, and the per-route statistics behind ``FerryPeer/statsRoute``.
 ///
-/// Metrics and tracing are off unless given a backend, and then cost nothing:
+/// Everything is off by default, and then costs nothing: metrics and tracing until given a
+/// backend, the statistics until ``servesStats`` is on (`ferry serve` and `ferry gateway` turn
+/// them on).
 ///
 /// ```swift
-/// // The backends the application bootstrapped (MetricsSystem, InstrumentationSystem):
-/// let peer = FerryPeer(configuration: .init(observability: .bootstrapped()))
+/// // The backends the application bootstrapped (MetricsSystem, InstrumentationSystem), and /ferry/stats:
+/// let peer = FerryPeer(configuration: .init(observability: .bootstrapped(servesStats: true)))
 /// // Or explicit ones, as tests do:
 /// let peer = FerryPeer(configuration: .init(observability: FerryObservability(metrics: TestMetrics(), tracer: tracer)))
 /// ```
@@ -30,11 +32,12 @@ public struct FerryObservability: Sendable {
     public var tracer: (any Tracer)?
     /// Whether the peer keeps per-route statistics (calls, errors, latency) and answers CALLs to
     /// ``FerryPeer/statsRoute`` with them, for `ferry top`. A route the user registers under that
-    /// name replaces it. Default on.
+    /// name replaces it. Default off: keeping them costs about a microsecond per exchange
+    /// (BENCHMARKS.md, "Observability").
     public var servesStats: Bool
 
-    /// Creates the settings; by default no metrics, no tracing, and statistics on.
-    public init(metrics: (any MetricsFactory)? = nil, tracer: (any Tracer)? = nil, servesStats: Bool = true) {
+    /// Creates the settings; by default no metrics, no tracing and no statistics.
+    public init(metrics: (any MetricsFactory)? = nil, tracer: (any Tracer)? = nil, servesStats: Bool = false) {
         self.metrics = metrics
         self.tracer = tracer
         self.servesStats = servesStats
@@ -42,7 +45,7 @@ public struct FerryObservability: Sendable {
 
     /// The process's bootstrapped backends: `MetricsSystem.factory` and
     /// `InstrumentationSystem.tracer`. Call after bootstrapping them.
-    public static func bootstrapped(servesStats: Bool = true) -> FerryObservability {
+    public static func bootstrapped(servesStats: Bool = false) -> FerryObservability {
         FerryObservability(metrics: MetricsSystem.factory, tracer: InstrumentationSystem.tracer, servesStats: servesStats)
     }
 }

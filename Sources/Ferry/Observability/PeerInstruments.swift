@@ -24,7 +24,7 @@ final class PeerInstruments: Sendable {
     func record(
         isCall: Bool, inbound: Bool, route: String, known: Bool, status: FerryStatus, duration: Duration, bodyIn: Int, bodyOut: Int
     ) {
-        let label = labels.label(for: route, known: known)
+        let label = labels.label(for: route, inbound: inbound, known: known)
         metrics?.record(
             isCall: isCall, direction: inbound ? .inbound : .outbound, route: label, code: status.code,
             duration: duration, bodyIn: bodyIn, bodyOut: bodyOut)

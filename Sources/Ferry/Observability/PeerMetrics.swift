@@ -15,7 +15,8 @@ final class PeerMetrics: Sendable {
         var isCall: Bool
         var direction: Direction
         var route: String
-        var code: String
+        /// The code, or `Int32.min` for codes labelled `other`.
+        var code: Int32
     }
 
     private struct DurationKey: Hashable {
@@ -35,6 +36,8 @@ final class PeerMetrics: Sendable {
     let callsInFlightOut: Meter
     let bodyBytesIn: Counter
     let bodyBytesOut: Counter
+    let wireBytesIn: Counter
+    let wireBytesOut: Counter
     let sessionsOpen: Meter
     let sessionsAccepted: Counter
     let sessionsDialled: Counter
@@ -46,6 +49,8 @@ final class PeerMetrics: Sendable {
         callsInFlightOut = Meter(label: FerryMetricNames.callsInFlight, dimensions: [("direction", "out")], factory: factory)
         bodyBytesIn = Counter(label: FerryMetricNames.bodyBytes, dimensions: [("direction", "in")], factory: factory)
         bodyBytesOut = Counter(label: FerryMetricNames.bodyBytes, dimensions: [("direction", "out")], factory: factory)
+        wireBytesIn = Counter(label: FerryMetricNames.wireBytes, dimensions: [("direction", "in")], factory: factory)
+        wireBytesOut = Counter(label: FerryMetricNames.wireBytes, dimensions: [("direction", "out")], factory: factory)
         sessionsOpen = Meter(label: FerryMetricNames.sessionsOpen, dimensions: [], factory: factory)
         sessionsAccepted = Counter(label: FerryMetricNames.sessionsOpened, dimensions: [("how", "accepted")], factory: factory)
         sessionsDialled = Counter(label: FerryMetricNames.sessionsOpened, dimensions: [("how", "dialled")], factory: factory)
@@ -53,15 +58,17 @@ final class PeerMetrics: Sendable {
         heartbeatMisses = Counter(label: FerryMetricNames.heartbeatMisses, dimensions: [], factory: factory)
     }
 
-    /// Records one finished call or push; `route` is already bounded (``RouteLabels``).
+    /// Records one finished call or push; `route` is already bounded (``RouteLabels``). The
+    /// `code` label is Ferry's own codes (-1…199) and HTTP's (200…599) as themselves, any other
+    /// code a remote sends as `other`, so that replies cannot create series without bound.
     func record(isCall: Bool, direction: Direction, route: String, code: FerryStatus.Code, duration: Duration, bodyIn: Int, bodyOut: Int) {
-        let code = Self.label(code)
+        let code = (-1...599).contains(code.rawValue) ? code.rawValue : Int32.min
         let (counter, timer) = instruments.withLock { instruments in
             let key = ExchangeKey(isCall: isCall, direction: direction, route: route, code: code)
             let counter = instruments.exchanges[key] ?? {
                 let made = Counter(
                     label: isCall ? FerryMetricNames.calls : FerryMetricNames.pushes,
-                    dimensions: [("direction", direction.rawValue), ("route", route), ("code", code)], factory: factory)
+                    dimensions: [("direction", direction.rawValue), ("route", route), ("code", code == Int32.min ? "other" : String(code))], factory: factory)
                 instruments.exchanges[key] = made
                 return made
             }()
@@ -113,12 +120,6 @@ final class PeerMetrics: Sendable {
             }()
         }
         counter.increment()
-    }
-
-    /// The `code` label: Ferry's own codes (-1…199) and HTTP's (200…599) as themselves, any other
-    /// code a remote sends as `other`, so that replies cannot create series without bound.
-    static func label(_ code: FerryStatus.Code) -> String {
-        (-1...599).contains(code.rawValue) ? String(code.rawValue) : "other"
     }
 
     static func nanoseconds(_ duration: Duration) -> Int64 {

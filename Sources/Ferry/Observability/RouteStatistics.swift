@@ -23,12 +23,15 @@ final class RouteStatistics: Sendable {
     func record(kind: FerryStatsSnapshot.Kind, direction: FerryStatsSnapshot.Direction, route: String, failed: Bool, duration: Duration) {
         let micros = PeerMetrics.nanoseconds(duration) / 1000
         let bucket = Self.bucket(forMicroseconds: micros)
-        entries.withLock { entries in
-            let key = Key(kind: kind, direction: direction, route: route)
-            entries[key, default: Entry()].count += 1
-            if failed { entries[key, default: Entry()].errors += 1 }
-            entries[key, default: Entry()].buckets[bucket] += 1
-        }
+        let key = Key(kind: kind, direction: direction, route: route)
+        entries.withLock { entries in Self.count(&entries[key, default: Entry()], failed: failed, bucket: bucket) }
+    }
+
+    /// One exchange into `entry`, in place (one lookup of the entry).
+    private static func count(_ entry: inout Entry, failed: Bool, bucket: Int) {
+        entry.count += 1
+        if failed { entry.errors += 1 }
+        entry.buckets[bucket] += 1
     }
 
     /// The index of the bucket that holds `micros`: the first bound at or above it, or the last.

@@ -3,8 +3,8 @@ import Foundation
 import NIOCore
 
 extension FerryPeer {
-    /// The route of the statistics every peer answers unless
-    /// ``FerryObservability/servesStats`` is off: `/ferry/stats`.
+    /// The route of the statistics a peer answers when ``FerryObservability/servesStats`` is
+    /// on: `/ferry/stats`.
     ///
     /// A CALL to it is answered with a JSON ``FerryStatsSnapshot``: per-route counts, errors and
     /// latency buckets since the peer started, its sessions and its load. `ferry top` polls it.

@@ -58,8 +58,7 @@ extension FerryPeer {
         /// 106 "Shutting Down" while it drains. A route the user registers under that name
         /// replaces it. Off: the route is unknown (404) unless the user registers it. Default on.
         public var servesHealthRoute: Bool
-        /// Metrics, tracing and the statistics of ``FerryPeer/statsRoute``. Default: statistics
-        /// only.
+        /// Metrics, tracing and the statistics of ``FerryPeer/statsRoute``. Default: all off.
         public var observability: FerryObservability
 
         /// Creates a configuration; every argument has a production default.

@@ -67,6 +67,7 @@ extension FerryPeer {
             .channelOption(.writeBufferWaterMark, value: waterMark)
             .channelInitializer { [self] channel in
                 channel.eventLoop.makeCompletedFuture {
+                    try countWireBytes(of: channel)
                     if let sslContext = target.tls {
                         var hostname = target.serverHostname
                         if hostname == nil, let host = address.host, !Self.isIPAddress(host) { hostname = host }

@@ -164,6 +164,7 @@ public final class FerryPeer: Sendable {
                 return channel.eventLoop.makeCompletedFuture {
                     if !isUnix { try channel.syncOptions?.setOption(.socketOption(.tcp_nodelay), value: 1) }
                     do {
+                        try countWireBytes(of: channel)
                         if let sslContext {
                             try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: sslContext))
                         }

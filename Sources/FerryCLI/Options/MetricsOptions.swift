@@ -38,7 +38,7 @@ struct MetricsOptions: ParsableArguments {
             fflush(nil)
         }
         return MetricsEndpoint(
-            observability: FerryObservability(metrics: FerryPrometheusEndpoint.metricsFactory(registry: registry)),
+            observability: FerryObservability(metrics: FerryPrometheusEndpoint.metricsFactory(registry: registry), servesStats: true),
             service: PatientEndpoint(endpoint: service, patience: patience ?? .zero, logger: logger))
     }
 }
