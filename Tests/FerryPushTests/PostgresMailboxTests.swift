@@ -9,7 +9,7 @@ import ServiceLifecycle
 import Synchronization
 import Testing
 
-@Suite("The PostgreSQL mailbox")
+@Suite("The PostgreSQL mailbox", .postgresServer)
 struct PostgresMailboxTests {
     @Test("keeps the mailbox promises", arguments: MailboxConformance.allCases)
     func conformance(_ promise: MailboxConformance) async throws {
@@ -22,7 +22,7 @@ struct PostgresMailboxTests {
 
     @Test("streams, epochs and messages survive a new mailbox on the same database")
     func durableAcrossRestart() async throws {
-        let server = try await PostgresServer.shared.value
+        let server = try PostgresServer.current()
         let database = try await server.makeDatabase()
         let configuration = FerryPostgresMailbox.Configuration(postgres: server.clientConfiguration(database: database), timeout: .seconds(60))
         let clock = ManualWallClock()
@@ -233,7 +233,7 @@ struct PostgresMailboxTests {
 
     @Test("in a service group, graceful shutdown lets the mailbox finish and stop")
     func serviceGroupShutdown() async throws {
-        let server = try await PostgresServer.shared.value
+        let server = try PostgresServer.current()
         let database = try await server.makeDatabase()
         let mailbox = FerryPostgresMailbox(
             configuration: .init(postgres: server.clientConfiguration(database: database), timeout: .seconds(60)), logger: quietLogger())
@@ -281,7 +281,7 @@ final class PostgresMailboxes: Sendable {
 }
 
 func withPostgresMailboxes(_ body: (PostgresMailboxes) async throws -> Void) async throws {
-    let mailboxes = PostgresMailboxes(server: try await PostgresServer.shared.value)
+    let mailboxes = PostgresMailboxes(server: try PostgresServer.current())
     do {
         try await body(mailboxes)
     } catch {

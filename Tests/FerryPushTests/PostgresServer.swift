@@ -13,13 +13,23 @@ import Glibc
 /// directory: initdb, then postgres, both as the `postgres` system user when the tests run as
 /// root (PostgreSQL refuses to run as root).
 ///
+/// One server runs for a suite with the ``PostgresServerScope`` trait (`.postgresServer`), and
+/// is stopped when the suite ends: a server left running would keep the test process from
+/// exiting, since the test library waits for every child process. Each test makes its own
+/// database on it (``makeDatabase()``).
+///
 /// The server is started by a small shell wrapper whose standard input is a pipe only this
-/// process writes to: when this process exits (or crashes) the pipe closes, the wrapper stops
-/// the server and removes its directory, so no server outlives the tests.
+/// process writes to: should this process crash, the pipe closes, the wrapper stops the server
+/// and removes its directory, so no server outlives the tests.
 final class PostgresServer: Sendable {
-    /// One server for the whole test process, started on first use. Each test makes its own
-    /// database on it (``makeDatabase()``).
-    static let shared = Task { try await PostgresServer.start() }
+    /// The server of the running suite (``PostgresServerScope``).
+    @TaskLocal static var scoped: PostgresServer?
+
+    /// The server of the running suite; fails in a suite without the `.postgresServer` trait.
+    static func current() throws -> PostgresServer {
+        guard let scoped else { throw StartFailure(description: "the suite needs the .postgresServer trait") }
+        return scoped
+    }
 
     /// The superuser initdb creates; loopback connections need no password.
     static let username = "postgres"
@@ -314,4 +324,18 @@ final class PostgresServer: Sendable {
     }
 
     static func freePort() throws -> Int { try freeLoopbackPort() }
+}
+
+/// Starts a ``PostgresServer`` for a suite, and stops it when the suite is done.
+struct PostgresServerScope: SuiteTrait, TestScoping {
+    func provideScope(for test: Test, testCase: Test.Case?, performing function: @Sendable () async throws -> Void) async throws {
+        let server = try await PostgresServer.start()
+        defer { server.stop() }
+        try await PostgresServer.$scoped.withValue(server) { try await function() }
+    }
+}
+
+extension Trait where Self == PostgresServerScope {
+    /// A PostgreSQL server for the suite's tests (``PostgresServer/current()``).
+    static var postgresServer: Self { Self() }
 }
