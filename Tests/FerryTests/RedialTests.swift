@@ -224,9 +224,13 @@ struct RedialTests {
         let logged = await client.logs.waitFor(timeout: .seconds(5)) { $0.message.contains("auth refused") }
         #expect(logged != nil, "the client logs that the redial was refused")
         #expect(await eventually { client.disconnects.count == 1 }, "the session is given up")
-        // It does not keep trying.
+        // It does not keep trying. (A refusal the client never read, because the connection
+        // closed before the reply was processed, counts as a failed attempt and is tried again:
+        // the server may have counted more than one, but none after the one the client read.)
+        let refusedBeforeGivingUp = refusals.count
+        #expect(refusedBeforeGivingUp >= 1)
         try await Task.sleep(for: .milliseconds(600))
-        #expect(refusals.count == 1, "one refused handshake, then no more attempts (\(refusals.count)): \(client.logs.all.map { "\($0.message) \($0.metadata)" })")
+        #expect(refusals.count == refusedBeforeGivingUp, "no attempt after the refusal: \(client.logs.all.map { "\($0.message) \($0.metadata)" })")
         #expect(!session.isActive)
         let status = await statusThrown { try await session.call("/math/add", AddArgs(a: 1, b: 2), as: Int.self, options: .timeout(.seconds(2))) }
         #expect(status?.code == .connectionClosed)
