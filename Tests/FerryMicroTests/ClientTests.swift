@@ -126,7 +126,7 @@ struct ClientTests {
 
     @Test("nodes that require mutual TLS are called over TLS; clients without TLS or with a foreign certificate are refused")
     func tls() async throws {
-        let certificates = try TestCertificates()
+        let certificates = try await TestCertificates.generate()
         defer { certificates.remove() }
         let serverTLS = try certificates.serverConfiguration(requireClientCertificate: true)
         let nodes = [try await TestNode.start("n0", tls: serverTLS), try await TestNode.start("n1", tls: serverTLS)]

@@ -130,7 +130,7 @@ struct PostgresMailboxTests {
                 (try? await mailbox.append([MailboxConformance.entry("before")], to: "ann")) != nil
             }
             try #require(reached, "the mailbox reaches the database while it runs")
-            server.stop()
+            try await onOwnThread { server.stop() }
             stopped = true
             for _ in 0..<2 {
                 let started = ContinuousClock.now

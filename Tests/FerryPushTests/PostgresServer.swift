@@ -101,9 +101,11 @@ final class PostgresServer: Sendable {
                     throw StartFailure(description: "cannot give \(directory) to the postgres user: errno \(errno)")
                 }
             }
-            try runToEnd(
-                installation, "initdb",
-                ["-D", data, "-U", username, "--auth=trust", "--encoding=UTF8", "--no-locale", "--no-sync"], in: root)
+            try await onOwnThread {
+                try runToEnd(
+                    installation, "initdb",
+                    ["-D", data, "-U", username, "--auth=trust", "--encoding=UTF8", "--no-locale", "--no-sync"], in: root)
+            }
             var lastLog = ""
             attempts: for _ in 0..<5 {
                 let port = try freePort()
@@ -330,8 +332,13 @@ final class PostgresServer: Sendable {
 struct PostgresServerScope: SuiteTrait, TestScoping {
     func provideScope(for test: Test, testCase: Test.Case?, performing function: @Sendable () async throws -> Void) async throws {
         let server = try await PostgresServer.start()
-        defer { server.stop() }
-        try await PostgresServer.$scoped.withValue(server) { try await function() }
+        do {
+            try await PostgresServer.$scoped.withValue(server) { try await function() }
+        } catch {
+            try? await onOwnThread { server.stop() }
+            throw error
+        }
+        try await onOwnThread { server.stop() }
     }
 }
 

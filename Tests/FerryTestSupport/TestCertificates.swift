@@ -19,6 +19,11 @@ public struct TestCertificates: Sendable {
         }
     }
 
+    /// Generates the certificates on a thread of their own (openssl runs for a while).
+    public static func generate() async throws -> TestCertificates {
+        try await onOwnThread { try TestCertificates() }
+    }
+
     /// Deletes the files.
     public func remove() { directory.remove() }
 

@@ -37,7 +37,7 @@ struct TransportTests {
 
     @Test("call and push work in both directions over TLS")
     func tls() async throws {
-        let certificates = try TestCertificates()
+        let certificates = try await TestCertificates.generate()
         defer { certificates.remove() }
         try await exerciseBothDirections(
             listenOn: .tcp(host: "127.0.0.1", port: 0),
@@ -47,7 +47,7 @@ struct TransportTests {
 
     @Test("TLS with required client certificates: a CA-signed client certificate is accepted")
     func mutualTLSAccepted() async throws {
-        let certificates = try TestCertificates()
+        let certificates = try await TestCertificates.generate()
         defer { certificates.remove() }
         try await exerciseBothDirections(
             listenOn: .tcp(host: "127.0.0.1", port: 0),
@@ -57,7 +57,7 @@ struct TransportTests {
 
     @Test("TLS with required client certificates: clients without one, or with one from another CA, cannot call")
     func mutualTLSRefused() async throws {
-        let certificates = try TestCertificates()
+        let certificates = try await TestCertificates.generate()
         defer { certificates.remove() }
         let server = FerryPeer()
         addStandardRoutes(server.router)

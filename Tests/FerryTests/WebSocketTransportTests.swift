@@ -47,7 +47,7 @@ struct WebSocketTransportTests {
 
     @Test("over TLS (wss), with a certificate checked against the CA, a call goes through; a client that does not trust the CA is refused")
     func overTLS() async throws {
-        let certificates = try TestCertificates()
+        let certificates = try await TestCertificates.generate()
         defer { certificates.remove() }
         let server = FerryPeer(logger: quietLogger())
         addStandardRoutes(server.router)
