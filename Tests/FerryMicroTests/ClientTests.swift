@@ -410,7 +410,7 @@ struct ClientTests {
         #expect(nodes[2].peer.hub.count == 1)
         nodes[2].release()
         #expect(try await stuck.value == "n2")
-        #expect(await eventually { nodes[2].peer.hub.count == 0 })
+        #expect(await eventually(timeout: .seconds(30)) { nodes[2].peer.hub.count == 0 })
 
         // Registering it again brings it back.
         nodes[2].set(.answer)
