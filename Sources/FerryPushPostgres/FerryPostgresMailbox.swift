@@ -147,7 +147,9 @@ public final class FerryPostgresMailbox: FerryMailbox, Service {
             throw FerryPostgresMailboxError(.closed, "the mailbox in the \(databaseName) has already run or is closed")
         }
         // The pool runs outside this task's graceful-shutdown scope: PostgresClient would stop at
-        // once on graceful shutdown, failing the calls the mailbox still lets finish.
+        // once on graceful shutdown, failing the calls the mailbox still lets finish. A child task
+        // would inherit that scope, so it is a detached task, owned here all the same: every way
+        // out of this function cancels it and awaits it below.
         let client = self.client
         let pool = Task.detached { await client.run() }
         let stopRequested = self.stopRequested

@@ -232,19 +232,9 @@ final class PostgresServer: Sendable {
     }
 
     private static func runToEnd(_ installation: Installation, _ program: String, _ arguments: [String], in root: TemporaryDirectory) throws {
-        let process = Process()
-        let command = asUser(installation, "\(installation.bin)/\(program)") + arguments
-        process.executableURL = URL(fileURLWithPath: command[0])
-        process.arguments = Array(command.dropFirst())
-        process.currentDirectoryURL = root.url
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw StartFailure(description: "\(program) failed with status \(process.terminationStatus):\n\(text)")
+        let (status, output) = try FerryTestSupport.runToEnd(asUser(installation, "\(installation.bin)/\(program)") + arguments, in: root.url)
+        guard status == 0 else {
+            throw StartFailure(description: "\(program) failed with status \(status):\n\(output)")
         }
     }
 

@@ -113,18 +113,9 @@ public struct TestCertificates: Sendable {
     }
 
     private func openssl(_ arguments: [String]) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["openssl"] + arguments
-        process.currentDirectoryURL = directory.url
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw CertificateError(command: "openssl " + arguments.joined(separator: " "), output: text)
+        let (status, output) = try runToEnd(["/usr/bin/env", "openssl"] + arguments, in: directory.url)
+        guard status == 0 else {
+            throw CertificateError(command: "openssl " + arguments.joined(separator: " "), output: output)
         }
     }
 
